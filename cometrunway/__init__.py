@@ -1,0 +1,82 @@
+"""cometrunway: an asyncio client for CometAPI's Runway video routes.
+
+Submit a generation, get a ``TaskHandle``, and one poller coroutine follows every task until
+it is done. See ``DESIGN`` in the docs for the architecture; the names below are the public
+contract.
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    AmbiguousSubmitError,
+    APIError,
+    AuthenticationError,
+    BatchSubmitError,
+    ClientStateError,
+    CometRunwayError,
+    DecodeError,
+    EndpointError,
+    InvalidRequestError,
+    JournalError,
+    RateLimitError,
+    ServerError,
+    TaskFailed,
+    TaskNotFound,
+    TransportError,
+)
+from .models import (
+    ActOne,
+    ContentModeration,
+    ImageToVideo,
+    MediaInput,
+    MotionVector,
+    PromptFrame,
+    ReferenceImage,
+    RunwayCharacterPerformance,
+    RunwayImageToVideo,
+    RunwayTextToImage,
+    RunwayVideoToVideo,
+    RunwayVideoUpscale,
+    Task,
+    TaskStatus,
+    TextToVideo,
+    VideoReference,
+    VideoToVideo,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "APIError",
+    "ActOne",
+    "AmbiguousSubmitError",
+    "AuthenticationError",
+    "BatchSubmitError",
+    "ClientStateError",
+    "CometRunwayError",
+    "ContentModeration",
+    "DecodeError",
+    "EndpointError",
+    "ImageToVideo",
+    "InvalidRequestError",
+    "JournalError",
+    "MediaInput",
+    "MotionVector",
+    "PromptFrame",
+    "RateLimitError",
+    "ReferenceImage",
+    "RunwayCharacterPerformance",
+    "RunwayImageToVideo",
+    "RunwayTextToImage",
+    "RunwayVideoToVideo",
+    "RunwayVideoUpscale",
+    "ServerError",
+    "Task",
+    "TaskFailed",
+    "TaskNotFound",
+    "TaskStatus",
+    "TextToVideo",
+    "TransportError",
+    "VideoReference",
+    "VideoToVideo",
+]

@@ -1,0 +1,251 @@
+"""The one private cattrs converter: request models to wire bodies, wire records to values.
+
+Wire names are snake_case on ``/runway/*`` and camelCase on ``/runwayml/v1/*`` (wire
+reference §0). Unknown response keys are ignored; a key of the wrong type becomes a
+``DecodeError`` whose message comes from ``cattrs.transform_error``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from attrs import frozen
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from .errors import DecodeError
+from .models import (
+    ActOne,
+    ContentModeration,
+    ImageToVideo,
+    MediaInput,
+    PromptFrame,
+    ReferenceImage,
+    Request,
+    RunwayCharacterPerformance,
+    RunwayImageToVideo,
+    RunwayTextToImage,
+    RunwayVideoToVideo,
+    RunwayVideoUpscale,
+    TextToVideo,
+    VideoReference,
+    VideoToVideo,
+)
+
+__all__ = ["OfficialTaskWire", "RecordWire", "request_body", "structure"]
+
+T = TypeVar("T")
+
+_converter = cattrs.Converter()
+
+
+def _strict_str(value: Any, _: type) -> str:
+    # cattrs would str() anything; a dict where an id belongs is a decode error, not "{...}".
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(f"expected a string, got {type(value).__name__}")
+
+
+_converter.register_structure_hook(str, _strict_str)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+# ---------------------------------------------------------------- requests
+
+
+def _drop_empty(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if v is not None and v != []}
+
+
+def _merge(body: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``extra`` into ``body``: nested objects merge, anything else replaces."""
+    merged = dict(body)
+    for key, value in extra.items():
+        current = merged.get(key)
+        if isinstance(current, dict) and isinstance(value, Mapping):
+            merged[key] = _merge(current, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _register_camel(cls: type) -> None:
+    overrides = {
+        f.name: override(omit=True) if f.name == "extra" else override(rename=_camel(f.name))
+        for f in attrs.fields(cls)
+    }
+    base: Callable[[Any], dict[str, Any]] = make_dict_unstructure_fn(
+        cls,
+        _converter,
+        **overrides,  # type: ignore[arg-type]
+    )
+
+    def hook(obj: Any) -> dict[str, Any]:
+        return _drop_empty(base(obj))
+
+    _converter.register_unstructure_hook(cls, hook)
+
+
+for _cls in (
+    PromptFrame,
+    VideoReference,
+    MediaInput,
+    ReferenceImage,
+    ContentModeration,
+    RunwayImageToVideo,
+    RunwayVideoToVideo,
+    RunwayVideoUpscale,
+    RunwayCharacterPerformance,
+    RunwayTextToImage,
+):
+    _register_camel(_cls)
+
+
+def _text_to_video(req: TextToVideo, callback_url: str) -> dict[str, Any]:
+    # Key order follows the documented example (wire reference §1.1).
+    return {
+        "callback_url": callback_url,
+        "ratio": req.ratio,
+        "prompt": req.prompt,
+        "style": req.style,
+        "model": req.model,
+        "options": {
+            "seconds": req.seconds,
+            "motion_vector": attrs.asdict(req.motion_vector),
+        },
+    }
+
+
+def _image_to_video(req: ImageToVideo, callback_url: str) -> dict[str, Any]:
+    options: dict[str, Any] = {"seconds": req.seconds}
+    if req.image_as_end_frame is not None:
+        options["image_as_end_frame"] = req.image_as_end_frame
+    if req.motion_vector is not None:
+        options["motion_vector"] = attrs.asdict(req.motion_vector)
+    body = {
+        "callback_url": callback_url,
+        "image": req.image,
+        "ratio": req.ratio,
+        "prompt": req.prompt,
+        "style": req.style,
+        "model": req.model,
+        # End-frame name is not on CometAPI's pages; upstream calls it last_image (§6 C12).
+        "last_image": req.end_image,
+        "options": options,
+    }
+    return _drop_empty(body)
+
+
+def _video_to_video(req: VideoToVideo, callback_url: str) -> dict[str, Any]:
+    options = _drop_empty(
+        {
+            "seconds": req.seconds,
+            "structure_transformation": req.structure_transformation,
+            "flip": req.flip,
+        }
+    )
+    body: dict[str, Any] = {
+        "callback_url": callback_url,
+        "video": req.video,
+        "model": req.model,
+        "prompt": req.prompt,
+    }
+    if options:
+        body["options"] = options
+    return body
+
+
+def _act_one(req: ActOne, callback_url: str) -> dict[str, Any]:
+    return {"callback_url": callback_url, "video": req.video, "image": req.image}
+
+
+_PRO_BODIES: dict[type, Callable[[Any, str], dict[str, Any]]] = {
+    TextToVideo: _text_to_video,
+    ImageToVideo: _image_to_video,
+    VideoToVideo: _video_to_video,
+    ActOne: _act_one,
+}
+
+
+def request_body(request: Request, *, callback_url: str) -> dict[str, Any]:
+    """The JSON body for ``request``, with its ``extra`` merged in.
+
+    ``callback_url`` is used only by ``/runway/pro/*`` requests; a request's own
+    ``callback_url`` wins over it.
+    """
+    build = _PRO_BODIES.get(type(request))
+    if build is not None:
+        own = getattr(request, "callback_url", None)
+        body = build(request, own or callback_url)
+    else:
+        body = _converter.unstructure(request)
+    return _merge(body, request.extra)
+
+
+# ---------------------------------------------------------------- responses
+
+
+@frozen
+class OfficialTaskWire:
+    """A bare Runway task object (T1, wire reference §1.10)."""
+
+    id: str
+    status: str
+    created_at: str | None = None
+    output: Any = None
+    failure: Any = None
+    failure_code: Any = None
+    progress: Any = None
+
+
+@frozen
+class RecordWire:
+    """A task record: the wrapper's ``data`` (F1/T2), the flat F2 record, or upstream F3."""
+
+    task_id: str
+    status: str | None = None
+    action: Any = None
+    progress: Any = None
+    fail_reason: Any = None
+    result_url: Any = None
+    video_url: Any = None
+    raw_video_url: Any = None
+    poster: Any = None
+    last_frame: Any = None
+    msg: Any = None
+    state: Any = None
+    refund: Any = None
+    submit_time: Any = None
+    start_time: Any = None
+    finish_time: Any = None
+    create_time: Any = None
+    update_time: Any = None
+    data: Any = None
+
+
+_converter.register_structure_hook(
+    OfficialTaskWire,
+    make_dict_structure_fn(
+        OfficialTaskWire,
+        _converter,
+        created_at=override(rename="createdAt"),
+        failure_code=override(rename="failureCode"),
+    ),
+)
+
+
+def structure(data: Any, cls: type[T], *, what: str, body: bytes | None = None) -> T:
+    """Structure ``data`` into ``cls``; any failure becomes a readable ``DecodeError``."""
+    try:
+        return _converter.structure(data, cls)
+    except Exception as exc:
+        details = "; ".join(cattrs.transform_error(exc, path=what))
+        raise DecodeError(f"unreadable {what}: {details}", body=body) from exc

@@ -1,0 +1,237 @@
+"""Every error cometrunway raises, in one tree.
+
+::
+
+    CometRunwayError
+    ├── APIError(status, code, message, body)  the server answered, and said no
+    │   ├── InvalidRequestError                400/413/422, 500 ``invalid_request``: fix it
+    │   ├── AuthenticationError                401/403: key wrong or out of quota; base URL
+    │   ├── TaskNotFound(task_id)              ``task_not_exist`` (also a ``LookupError``)
+    │   ├── EndpointError                      HTML page or redirect: wrong path or base URL
+    │   ├── RateLimitError(retry_after)        429
+    │   └── ServerError                        5xx
+    ├── TransportError(request_sent)           no usable answer (also ``ConnectionError``)
+    ├── DecodeError                            an answer we cannot read (also ``ValueError``)
+    ├── AmbiguousSubmitError(request)          a create that may have reached the server
+    ├── TaskFailed(task)                       the remote task ended FAILED or CANCELLED
+    ├── ClientStateError                       used outside its lifecycle (``RuntimeError``)
+    ├── JournalError                           journal file corrupt, foreign or newer
+    └── BatchSubmitError(handles)              part of a batch failed (``ExceptionGroup``)
+
+What to catch:
+
+* ``TaskFailed`` — the generation itself failed (moderation, provider error). ``.task``
+  says why; the money is usually refunded upstream.
+* ``AmbiguousSubmitError`` — a create may have been accepted. Never resubmit it blindly:
+  find the task, or resubmit on purpose (see the journal).
+* ``APIError`` — anything the server refused; ``.status``, ``.code`` and ``.message`` say
+  what. ``TransportError`` and ``ServerError`` are usually worth a later retry.
+
+This module imports nothing from the package, so every layer can raise from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Self
+
+__all__ = [
+    "APIError",
+    "AmbiguousSubmitError",
+    "AuthenticationError",
+    "BatchSubmitError",
+    "ClientStateError",
+    "CometRunwayError",
+    "DecodeError",
+    "EndpointError",
+    "InvalidRequestError",
+    "JournalError",
+    "RateLimitError",
+    "ServerError",
+    "TaskFailed",
+    "TaskNotFound",
+    "TransportError",
+]
+
+_BODY_EXCERPT = 300
+
+
+def _excerpt(body: bytes | str | None) -> str:
+    if body is None:
+        return ""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    text = " ".join(text.split())
+    return text if len(text) <= _BODY_EXCERPT else text[:_BODY_EXCERPT] + "…"
+
+
+class CometRunwayError(Exception):
+    """Base class of every error this package raises."""
+
+
+class APIError(CometRunwayError):
+    """The server answered with an error.
+
+    ``status`` is the HTTP status (or the business code a 200 body carried), ``code`` the
+    error token when the body had one (``"invalid_request"``, ``"task_not_exist"``),
+    ``message`` the human text, ``body`` the raw bytes of the answer.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        code: str | None = None,
+        body: bytes | None = None,
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.body = body
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        code = f" {self.code}" if self.code else ""
+        return f"HTTP {self.status}{code}: {self.message}"
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status={self.status!r}, code={self.code!r}, "
+            f"message={self.message!r})"
+        )
+
+
+class InvalidRequestError(APIError):
+    """The server rejected the request itself (400, 422, or 500 ``invalid_request``)."""
+
+
+class AuthenticationError(APIError):
+    """401/403: the key is missing, invalid, blocked or out of quota.
+
+    CometAPI answers "invalid token" for a wrong base URL too; check both.
+    """
+
+
+class TaskNotFound(APIError, LookupError):
+    """The server does not know this task id (``task_not_exist``).
+
+    Right after a create this is normal for a while (wire reference §3.1); the poller only
+    raises it once ``PollPolicy.not_found_grace`` has passed since the submit.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        task_id: str | None = None,
+        status: int = 400,
+        code: str | None = "task_not_exist",
+        body: bytes | None = None,
+    ) -> None:
+        super().__init__(message, status=status, code=code, body=body)
+        self.task_id = task_id
+
+
+class EndpointError(APIError):
+    """The answer was an HTML page or a redirect, not the API: a wrong path or base URL."""
+
+
+class RateLimitError(APIError):
+    """429. ``retry_after`` is the server's wait in seconds, when it said one."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 429,
+        code: str | None = None,
+        body: bytes | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status=status, code=code, body=body)
+        self.retry_after = retry_after
+
+
+class ServerError(APIError):
+    """5xx from CometAPI or the provider behind it."""
+
+
+class TransportError(CometRunwayError, ConnectionError):
+    """No usable answer: connect failure, timeout, dropped connection.
+
+    ``request_sent`` is False only when the request certainly never left (DNS or connect
+    failure); True means the server may have received and acted on it.
+    """
+
+    def __init__(self, message: str, *, request_sent: bool) -> None:
+        super().__init__(message)
+        self.request_sent = request_sent
+
+
+class DecodeError(CometRunwayError, ValueError):
+    """The answer could not be read as any documented shape."""
+
+    def __init__(self, message: str, *, body: bytes | None = None) -> None:
+        excerpt = _excerpt(body)
+        super().__init__(f"{message} (body: {excerpt!r})" if body is not None else message)
+        self.body = body
+
+
+class AmbiguousSubmitError(CometRunwayError):
+    """A create request may have reached the server, and its outcome is unknown.
+
+    The client never retries it: doing so could pay for the same generation twice. ``request``
+    is the request model, ``__cause__`` the underlying failure. With a journal the row is kept
+    as ambiguous until settled (``Client.ambiguous()``).
+    """
+
+    def __init__(self, message: str, *, request: Any, key: str | None = None) -> None:
+        super().__init__(message)
+        self.request = request
+        self.key = key
+
+
+class TaskFailed(CometRunwayError):
+    """The remote task ended FAILED or CANCELLED; ``task`` is its last snapshot."""
+
+    def __init__(self, task: Any) -> None:
+        self.task = task
+        reason = getattr(task, "error", None) or "no reason given"
+        code = getattr(task, "error_code", None)
+        status = getattr(getattr(task, "status", None), "value", "failed")
+        detail = f"{reason} [{code}]" if code else reason
+        super().__init__(f"task {getattr(task, 'task_id', '?')} {status.lower()}: {detail}")
+
+
+class ClientStateError(CometRunwayError, RuntimeError):
+    """The client was used outside its lifecycle (before open, after close, reopened)."""
+
+
+class JournalError(CometRunwayError):
+    """The journal store cannot be used: corrupt, not a journal, or a newer schema."""
+
+
+class BatchSubmitError(ExceptionGroup[Exception], CometRunwayError):
+    """Some requests of ``submit_many`` failed; every request was still attempted.
+
+    ``handles`` has one entry per input, in input order: the ``TaskHandle`` of a created (or
+    already journaled) task, or ``None`` where that input failed. Each exception carries
+    ``.index``, the input position it belongs to, and says why.
+    """
+
+    handles: tuple[Any, ...]
+
+    def __new__(
+        cls, message: str, exceptions: Sequence[Exception], handles: Sequence[Any] = ()
+    ) -> Self:
+        self = super().__new__(cls, message, exceptions)
+        self.handles = tuple(handles)
+        return self
+
+    def __init__(
+        self, message: str, exceptions: Sequence[Exception], handles: Sequence[Any] = ()
+    ) -> None:
+        super().__init__(message, exceptions)
+
+    def derive(self, excs: Sequence[Exception]) -> BatchSubmitError:  # type: ignore[override]
+        return BatchSubmitError(self.message, excs, self.handles)
