@@ -7,6 +7,7 @@ contract.
 
 from __future__ import annotations
 
+from .client import Client, ClientStatistics
 from .errors import (
     AmbiguousSubmitError,
     APIError,
@@ -24,6 +25,7 @@ from .errors import (
     TaskNotFound,
     TransportError,
 )
+from .handles import TaskHandle
 from .models import (
     ActOne,
     ContentModeration,
@@ -43,6 +45,7 @@ from .models import (
     VideoReference,
     VideoToVideo,
 )
+from .policies import PollPolicy, RetryPolicy
 
 __version__ = "0.1.0"
 
@@ -52,7 +55,9 @@ __all__ = [
     "AmbiguousSubmitError",
     "AuthenticationError",
     "BatchSubmitError",
+    "Client",
     "ClientStateError",
+    "ClientStatistics",
     "CometRunwayError",
     "ContentModeration",
     "DecodeError",
@@ -62,9 +67,11 @@ __all__ = [
     "JournalError",
     "MediaInput",
     "MotionVector",
+    "PollPolicy",
     "PromptFrame",
     "RateLimitError",
     "ReferenceImage",
+    "RetryPolicy",
     "RunwayCharacterPerformance",
     "RunwayImageToVideo",
     "RunwayTextToImage",
@@ -73,6 +80,7 @@ __all__ = [
     "ServerError",
     "Task",
     "TaskFailed",
+    "TaskHandle",
     "TaskNotFound",
     "TaskStatus",
     "TextToVideo",

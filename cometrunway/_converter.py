@@ -125,11 +125,15 @@ def _text_to_video(req: TextToVideo, callback_url: str) -> dict[str, Any]:
 
 
 def _image_to_video(req: ImageToVideo, callback_url: str) -> dict[str, Any]:
-    options: dict[str, Any] = {"seconds": req.seconds}
-    if req.image_as_end_frame is not None:
-        options["image_as_end_frame"] = req.image_as_end_frame
-    if req.motion_vector is not None:
-        options["motion_vector"] = attrs.asdict(req.motion_vector)
+    options = _drop_empty(
+        {
+            "seconds": req.seconds,
+            "image_as_end_frame": req.image_as_end_frame,
+            "motion_vector": (
+                attrs.asdict(req.motion_vector) if req.motion_vector is not None else None
+            ),
+        }
+    )
     body = {
         "callback_url": callback_url,
         "image": req.image,
@@ -139,7 +143,7 @@ def _image_to_video(req: ImageToVideo, callback_url: str) -> dict[str, Any]:
         "model": req.model,
         # End-frame name is not on CometAPI's pages; upstream calls it last_image (§6 C12).
         "last_image": req.end_image,
-        "options": options,
+        "options": options or None,
     }
     return _drop_empty(body)
 

@@ -115,7 +115,10 @@ def _int_range(lo: int, hi: int) -> Any:
 
 def _one_of(*allowed: object) -> Any:
     def check(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if isinstance(value, bool) or value not in allowed:
+        # Same type as well as equal: 5.0 is not the integer 5 the wire expects.
+        if isinstance(value, bool) or not any(
+            isinstance(value, type(a)) and value == a for a in allowed
+        ):
             shown = ", ".join(repr(a) for a in allowed)
             raise _fail(type(inst).__name__, attribute.name, f"one of {shown}", value)
 
@@ -183,8 +186,8 @@ def _tuple_of(kind: type, label: str, lo: int, hi: int | None) -> Any:
 def _to_tuple(value: Any) -> tuple[Any, ...]:
     if value is None:
         return ()
-    if isinstance(value, str | bytes | Mapping):
-        return (value,)
+    if isinstance(value, str | bytes | Mapping) or attrs.has(type(value)):
+        return (value,)  # one item given where a sequence belongs
     return tuple(value)
 
 
@@ -285,6 +288,8 @@ class ImageToVideo(_ProRequest):
     ``end_image`` is the end-frame image; CometAPI's pages do not show its wire name, the
     upstream format calls it ``last_image`` (§6 C12), which is what is sent.
     ``image_as_end_frame`` uses ``image`` as the last frame instead (upstream, gen-3).
+    ``ratio=None`` and ``seconds=None`` leave those fields out, as the documented minimal
+    body does.
     """
 
     path: ClassVar[str] = "/runway/pro/generate"
@@ -292,9 +297,9 @@ class ImageToVideo(_ProRequest):
     prompt: str = field(validator=_non_empty_text())
     image: str = field(kw_only=True, validator=_HTTP)
     model: str = field(default="gen4", kw_only=True, validator=_non_empty_text())
-    ratio: str = field(default="1280:720", kw_only=True, validator=_ratio)
+    ratio: str | None = field(default="1280:720", kw_only=True, validator=_optional(_ratio))
     style: str | None = field(default=None, kw_only=True, validator=_optional(_non_empty_text()))
-    seconds: int = field(default=5, kw_only=True, validator=_one_of(5, 10))
+    seconds: int | None = field(default=5, kw_only=True, validator=_optional(_one_of(5, 10)))
     motion_vector: MotionVector | None = field(
         default=None,
         kw_only=True,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -169,21 +170,28 @@ def build_poll(
 # ---------------------------------------------------------------- errors
 
 
+# RFC 9110 delta-seconds (a fraction tolerated); "1_0", "0x10", "nan" and friends are junk.
+_DELTA_SECONDS = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,9})?$", re.ASCII)
+
+
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
     """``Retry-After`` as seconds (``"5"``, ``"1.5"``) or an HTTP-date; None if absent/bad."""
     if value is None:
         return None
     value = value.strip()
-    try:
+    if _DELTA_SECONDS.fullmatch(value):
         seconds = float(value)
-    except ValueError:
+    else:
         try:
             when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+        reference = now or datetime.now(UTC)
+        if reference.tzinfo is None:
+            reference = reference.replace(tzinfo=UTC)
+        seconds = (when - reference).total_seconds()
     if math.isnan(seconds) or math.isinf(seconds):
         return None
     return max(0.0, seconds)
@@ -228,8 +236,25 @@ def _error_for(
 def _text(value: Any) -> str | None:
     if value is None:
         return None
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = json.dumps(value, ensure_ascii=False)
+        except (ValueError, TypeError, RecursionError):
+            return None
     return text.strip() or None
+
+
+def _business_code(raw: object) -> int | None:
+    """A numeric business code (``200``, ``"400"``); None for words and absurd values."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str):
+        token = raw.strip()
+        if token.isascii() and token.isdigit() and len(token) <= 9:
+            return int(token)
+    return None
 
 
 def _decode_json(response: HTTPResponse) -> Any:
@@ -259,15 +284,20 @@ def error_from_response(
     try:
         payload = json.loads(response.body) if response.body.strip() else None
     except (ValueError, RecursionError):
-        if _looks_html(response):
+        # Gateways (nginx, Cloudflare 502/524) answer 429/5xx with HTML pages: those keep
+        # their retry meaning (§3.2); an HTML page anywhere else means a wrong path.
+        if _looks_html(response) and status != 429 and status < 500:
             return EndpointError(
                 f"got an HTML page (HTTP {status}), not the API: check the base URL and path",
                 status=status,
                 body=response.body,
             )
         if status >= 400:
-            excerpt = response.body[:200].decode("utf-8", "replace").strip()
-            return _error_for(status, excerpt or f"HTTP {status}", None, response, now)
+            if _looks_html(response):
+                page = f"HTTP {status}: the gateway answered with an HTML page"
+            else:
+                page = response.body[:200].decode("utf-8", "replace").strip()
+            return _error_for(status, page or f"HTTP {status}", None, response, now)
         return DecodeError(f"HTTP {status}: body is not JSON", body=response.body)
 
     if not isinstance(payload, dict):
@@ -285,20 +315,23 @@ def error_from_response(
 
     raw_code: object = payload.get("code")
     message = _text(payload.get("message")) or _text(payload.get("msg"))
-    code: int | None = None
-    if isinstance(raw_code, str) and raw_code.strip().lower() not in ("", "success", "200"):
+    code = _business_code(raw_code)
+    if code is None and isinstance(raw_code, str):
         token = raw_code.strip()
-        if not token.isdigit():
+        if token and token.lower() != "success":
+            # A task error token: {"code": "task_not_exist", "message": ..., "data": null}.
             return _error_for(
                 status if status >= 400 else 400, message or token, token, response, now
             )
-        code = int(token)
-    elif isinstance(raw_code, int) and not isinstance(raw_code, bool):
-        code = raw_code
     if code is not None and code not in (0, 200):
-        # A business code inside the body (upstream A3/F3: 400 = request error).
-        business = code if 400 <= code <= 599 else (status if status >= 400 else 400)
-        return _error_for(business, message or f"code {code}", str(code), response, now)
+        # A business code inside the body (upstream A3/F3: 400 = request error). Success is
+        # HTTP 2xx plus business data (§1.A), so the A1 placeholder ``"code": 123`` beside a
+        # ``data`` object is not an error; an odd code with no data is.
+        if 400 <= code <= 599:
+            return _error_for(code, message or f"code {code}", str(code), response, now)
+        if not isinstance(payload.get("data"), dict):
+            business = status if status >= 400 else 400
+            return _error_for(business, message or f"code {code}", str(code), response, now)
     if message == "task_not_exist":
         return _error_for(status, message, "task_not_exist", response, now)
     if status >= 400:
@@ -365,9 +398,13 @@ _STATUS_WORDS: dict[str, TaskStatus] = {
 
 def map_status(word: object) -> TaskStatus | None:
     """One status word of any vocabulary in §2; None when absent or unknown."""
-    if word is None or isinstance(word, bool):
+    if isinstance(word, bool):
         return None
-    return _STATUS_WORDS.get(str(word).strip().upper())
+    if isinstance(word, int):
+        word = str(word)
+    if not isinstance(word, str):
+        return None  # an object or list where a word belongs: not a status
+    return _STATUS_WORDS.get(word.strip().upper())
 
 
 def normalize_progress(value: object) -> float | None:
@@ -383,7 +420,10 @@ def normalize_progress(value: object) -> float | None:
         except ValueError:
             return None
     elif isinstance(value, int | float):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            return None
     else:
         return None
     if math.isnan(number) or math.isinf(number):
@@ -397,9 +437,14 @@ def _timestamp(value: object) -> datetime | None:
     """Unix seconds as int or string (``0`` = not yet), or ISO-8601 (Appendix 6)."""
     if value is None or isinstance(value, bool):
         return None
-    if isinstance(value, int | float) or (isinstance(value, str) and value.strip().isdigit()):
-        seconds = float(value)
-        if seconds <= 0 or seconds > 1e11 or math.isnan(seconds):
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        value = int(value) if len(value.strip()) <= 15 else 0
+    if isinstance(value, int | float):
+        try:
+            seconds = float(value)
+        except OverflowError:
+            return None
+        if not 0 < seconds <= 1e11:  # also rejects NaN
             return None
         return datetime.fromtimestamp(seconds, UTC)
     if isinstance(value, str) and value.strip():
@@ -413,33 +458,26 @@ def _timestamp(value: object) -> datetime | None:
 # ---------------------------------------------------------------- outputs
 
 
-def _urls(value: object) -> Iterator[str]:
+def _url(value: object) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("url") or value.get("uri")
     if isinstance(value, str):
         text = value.strip()
         if text.startswith(("https://", "http://")):
-            yield text
-    elif isinstance(value, list):
-        for item in value:
-            if isinstance(item, dict):
-                yield from _urls(item.get("url") or item.get("uri"))
-            else:
-                yield from _urls(item)
+            return text
+    return None
+
+
+def _urls(value: object) -> Iterator[str]:
+    """A URL, ``[url, ...]`` or ``[{"url"|"uri": url}, ...]``; one level deep, no further."""
+    for item in value if isinstance(value, list) else (value,):
+        url = _url(item)
+        if url is not None:
+            yield url
 
 
 _OUTPUT_KEYS = ("output", "result_url", "video_url", "raw_video_url")
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
-
-
-def _layers(payload: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The places outputs can sit: top level, ``data``, ``data.data`` (Appendix 5)."""
-    layers = [payload]
-    inner = payload.get("data")
-    if isinstance(inner, dict):
-        layers.append(inner)
-        innermost = inner.get("data")
-        if isinstance(innermost, dict):
-            layers.append(innermost)
-    return layers
 
 
 def _collect(layers: list[Mapping[str, Any]], keys: tuple[str, ...]) -> tuple[str, ...]:
@@ -475,6 +513,7 @@ def _task(
     error: str | None,
     error_code: str | None,
     raw: Any,
+    failed: bool = False,
     created: Any = None,
     started: Any = None,
     finished: Any = None,
@@ -482,8 +521,9 @@ def _task(
     outputs = _collect(layers, _OUTPUT_KEYS)
     if status is TaskStatus.SUCCEEDED and not outputs:
         # Success without a usable URL yet: keep polling until the provider metadata has
-        # one (wire reference §1.5 F1, §2 decision rule).
-        status = TaskStatus.RUNNING
+        # one (wire reference §1.5 F1, §2 decision rule) -- unless the record also names a
+        # failure, which the same rule makes terminal.
+        status = TaskStatus.FAILED if failed else TaskStatus.RUNNING
     if status is TaskStatus.SUCCEEDED:
         progress = 1.0
     return Task(
@@ -520,6 +560,7 @@ def _official_task(payload: dict[str, Any], body: bytes | None, raw: Any) -> Tas
         error=failure,
         error_code=failure_code,
         raw=raw,
+        failed=bool(failure or failure_code),
         created=wire.created_at,
     )
 
@@ -532,12 +573,17 @@ def _record_task(record: dict[str, Any], body: bytes | None, raw: Any) -> Task:
 
     # Trust the wrapper's word for terminality; fall back to the nested provider task (§2).
     status = map_status(wire.status)
-    raw_status = wire.status
+    raw_status = wire.status or None
     if status is None and state:
         status = map_status(state)  # upstream `state`: "succeeded" (§2)
     if status is None:
-        status = map_status(nested_status)
-        raw_status = raw_status or (str(nested_status) if nested_status is not None else None)
+        nested_mapped = map_status(nested_status)
+        if raw_status is None and not state:
+            status = nested_mapped
+            raw_status = nested_status if isinstance(nested_status, str) else None
+        elif nested_mapped is not None and not nested_mapped.is_terminal:
+            # An unknown wrapper word stays non-terminal whatever the provider says (§2).
+            status = nested_mapped
     status = status or TaskStatus.PENDING
 
     error = (
@@ -548,7 +594,7 @@ def _record_task(record: dict[str, Any], body: bytes | None, raw: Any) -> Task:
         or _text(nested.get("msg"))
     )
     error_code = _text(nested.get("failureCode"))
-    refunded = str(wire.refund).strip() == "1" if wire.refund is not None else False
+    refunded = isinstance(wire.refund, str | int) and str(wire.refund).strip() == "1"
     explicit_failure = bool(_text(wire.fail_reason) or _text(nested.get("failure")) or error_code)
     if not status.is_terminal and (explicit_failure or refunded):
         status = TaskStatus.FAILED
@@ -565,6 +611,7 @@ def _record_task(record: dict[str, Any], body: bytes | None, raw: Any) -> Task:
         error=error,
         error_code=error_code,
         raw=raw,
+        failed=explicit_failure or refunded,
         created=wire.submit_time or wire.create_time or nested.get("createdAt"),
         started=wire.start_time,
         finished=wire.finish_time,
@@ -584,18 +631,26 @@ def parse_poll(
     if isinstance(error, TaskNotFound):
         error.task_id = task_id
         raise error
+    if type(error) is APIError and error.status == 404:
+        # A JSON 404 on a poll route is the id, not the path (a wrong path answers with HTML
+        # or a redirect, §3.2); Runway's own tasks route says 404 for unknown ids (§5).
+        raise TaskNotFound(
+            error.message, task_id=task_id, status=404, code=error.code, body=error.body
+        ) from None
     if error is not None:
         raise error
-    if response.status == 404:
-        raise TaskNotFound("task not found (HTTP 404)", task_id=task_id, status=404)
     payload = _decode_json(response)
     if not isinstance(payload, dict):
         raise DecodeError(
             f"poll answer is a JSON {type(payload).__name__}, not an object", body=response.body
         )
     body = response.body
-    code = payload.get("code")
-    if code is not None and "data" in payload:
+    # The wrapper's ``code`` is typed ``string | null`` (§1.5 F1), so a null code with a
+    # ``data`` member is still the wrapper; a flat F2 record carries its own ``task_id``.
+    wrapped = "data" in payload and (
+        "code" in payload or ("task_id" not in payload and "id" not in payload)
+    )
+    if wrapped:
         record = payload.get("data")
         if record is None:
             # "Current task state or not-yet-visible error" with no state (§1.5, §1.10).
@@ -606,6 +661,8 @@ def parse_poll(
             raise DecodeError("poll answer's data is not an object", body=body)
         if "task_id" not in record and "id" in record and "status" in record:
             return _official_task(record, body, payload)
+        if "task_id" not in record and task_id:
+            record = {**record, "task_id": task_id}
         return _record_task(record, body, payload)
     if "task_id" in payload:
         return _record_task(payload, body, payload)

@@ -1,0 +1,108 @@
+"""``TaskHandle``: an awaitable reference to one remote task that the poller follows."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .models import PollRoute, Task, TaskStatus
+
+if TYPE_CHECKING:
+    from .client import Client
+
+__all__ = ["TaskHandle"]
+
+
+def _mark_retrieved(future: asyncio.Future[Task]) -> None:
+    # A handle nobody awaits must not log "exception was never retrieved" at exit.
+    if not future.cancelled():
+        future.exception()
+
+
+class TaskHandle:
+    """A task the client follows. ``await handle`` returns the finished ``Task``.
+
+    Awaiting raises ``TaskFailed`` when the task failed or was cancelled remotely,
+    ``TaskNotFound`` when the id never became visible, or the error that stopped polling.
+    Awaiting is shielded: a timeout or cancellation in one awaiter (``asyncio.timeout``)
+    leaves the task tracked, and the handle can be awaited again.
+    """
+
+    __slots__ = ("_client", "_future", "_task", "poll_route", "task_id")
+
+    def __init__(
+        self, task_id: str, *, poll_route: PollRoute, client: Client | None = None
+    ) -> None:
+        self.task_id = task_id
+        self.poll_route: PollRoute = poll_route
+        self._client = client
+        self._task: Task | None = None
+        self._future: asyncio.Future[Task] = asyncio.get_running_loop().create_future()
+        self._future.add_done_callback(_mark_retrieved)
+
+    def __repr__(self) -> str:
+        return f"<TaskHandle {self.task_id} {self.status.value}>"
+
+    def __await__(self) -> Generator[Any, None, Task]:
+        return asyncio.shield(self._future).__await__()
+
+    async def wait(self) -> Task:
+        """Same as ``await handle``."""
+        return await self
+
+    @property
+    def task(self) -> Task | None:
+        """The latest snapshot, or None before the first poll answered."""
+        return self._task
+
+    @property
+    def status(self) -> TaskStatus:
+        return self._task.status if self._task is not None else TaskStatus.PENDING
+
+    @property
+    def progress(self) -> float | None:
+        return self._task.progress if self._task is not None else None
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def exception(self) -> BaseException | None:
+        """The error the handle ended with, None if it succeeded; only once ``done()``."""
+        if not self._future.done():
+            raise asyncio.InvalidStateError(f"task {self.task_id} is not finished yet")
+        return self._future.exception()
+
+    def add_done_callback(self, callback: Callable[[TaskHandle], Any]) -> None:
+        """Call ``callback(handle)`` once the handle is done (at once if it already is)."""
+        self._future.add_done_callback(lambda _: callback(self))
+
+    async def download(
+        self,
+        dest: str | os.PathLike[str],
+        *,
+        progress: Callable[[int, int | None], Any] | None = None,
+    ) -> list[Path]:
+        """Wait for the task, then stream its outputs to ``dest`` (a folder or a file path)."""
+        if self._client is None:
+            raise RuntimeError("this handle has no client to download with")
+        task = await self
+        return await self._client.download(task, dest, progress=progress)
+
+    # --- used by the poller -------------------------------------------------------------
+
+    def _update(self, task: Task) -> None:
+        self._task = task
+
+    def _resolve(self, task: Task) -> None:
+        self._task = task
+        if not self._future.done():
+            self._future.set_result(task)
+
+    def _fail(self, error: BaseException, task: Task | None = None) -> None:
+        if task is not None:
+            self._task = task
+        if not self._future.done():
+            self._future.set_exception(error)

@@ -1,0 +1,91 @@
+"""Tunable policies: how the client retries requests and paces its polling.
+
+Frozen values with defaults in seconds; tests pass tiny values instead of patching sleep.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import attrs
+from attrs import field, frozen
+
+__all__ = ["PollPolicy", "RetryPolicy"]
+
+
+def _non_negative(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{type(inst).__name__}.{attribute.name} must be a number, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{type(inst).__name__}.{attribute.name} must be ≥ 0, got {value!r}")
+
+
+def _positive(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    _non_negative(inst, attribute, value)
+    if value == 0:
+        raise ValueError(f"{type(inst).__name__}.{attribute.name} must be > 0, got {value!r}")
+
+
+def _positive_int(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"{type(inst).__name__}.{attribute.name} must be an integer ≥ 1, got {value!r}"
+        )
+
+
+@frozen
+class RetryPolicy:
+    """Retries of requests that certainly were not accepted (and of polls).
+
+    ``max_tries`` counts the first attempt. Waits grow from ``base_delay`` doubling up to
+    ``max_delay``, with jitter; a 429's ``Retry-After`` is a floor, never shortened.
+    """
+
+    max_tries: int = field(default=5, validator=_positive_int)
+    base_delay: float = field(default=1.0, validator=_non_negative)
+    max_delay: float = field(default=30.0, validator=_non_negative)
+    jitter: float = field(default=0.2, validator=_non_negative)
+
+    def delay(self, attempt: int) -> float:
+        """The wait before retry number ``attempt`` (1-based), without jitter."""
+        return float(min(self.max_delay, self.base_delay * 2.0 ** max(0, attempt - 1)))
+
+
+@frozen
+class PollPolicy:
+    """How the one poller paces itself.
+
+    * ``initial_delay`` — first poll this long after the submit (longer once typical task
+      durations have been learned).
+    * ``interval`` — the base wait between polls; it grows with a task's age up to
+      ``max_interval``, doubles while a task is queued, and shrinks (down to
+      ``min_interval``) when progress says the task is about to finish.
+    * ``not_found_grace`` — how long ``task_not_exist`` counts as "not visible yet" after a
+      submit before the handle fails with ``TaskNotFound`` (wire reference §1.5, §6 C14).
+    * ``requests_per_second`` — one budget shared by submits and polls; a 429 anywhere
+      pauses the client for its ``Retry-After`` and halves the rate until it recovers.
+    * ``max_concurrent_polls`` — polls in flight at once.
+    * ``jitter`` — fraction of each wait randomised, so thousands of tasks spread out.
+    """
+
+    initial_delay: float = field(default=5.0, validator=_non_negative)
+    interval: float = field(default=5.0, validator=_positive)
+    max_interval: float = field(default=30.0, validator=_positive)
+    not_found_grace: float = field(default=120.0, validator=_non_negative)
+    min_interval: float = field(default=0.5, validator=_positive)
+    requests_per_second: float = field(default=20.0, validator=_positive)
+    max_concurrent_polls: int = field(default=16, validator=_positive_int)
+    jitter: float = field(default=0.1, validator=_non_negative)
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_interval < self.interval:
+            raise ValueError(
+                f"PollPolicy.max_interval ({self.max_interval}) must be ≥ interval "
+                f"({self.interval})"
+            )
+        if self.min_interval > self.interval:
+            raise ValueError(
+                f"PollPolicy.min_interval ({self.min_interval}) must be ≤ interval "
+                f"({self.interval})"
+            )

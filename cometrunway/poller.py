@@ -1,0 +1,379 @@
+"""The one poller: a single scheduling coroutine that follows every tracked task.
+
+Tasks wait in a heap keyed by their next poll time, so a tick costs O(log n) however many
+tasks are tracked. A small fixed pool of worker coroutines performs the polls the scheduler
+hands out; there is no coroutine per task. Each task's next poll is chosen from what is
+known about it:
+
+* progress seen twice gives a finish estimate, and the next poll lands just after it;
+* without progress, durations learned from finished tasks say when to look first;
+* otherwise the interval grows with the task's age, and doubles while it is queued.
+
+Transient poll failures keep a task pending (with backoff); ``task_not_exist`` is "not
+visible yet" for ``not_found_grace`` after the submit (wire reference §1.5, §6 C14); a
+401/403 fails every handle. Clock, sleep and randomness are injectable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import random
+import statistics as stats_mod
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from attrs import frozen
+
+from .budget import Clock, Sleep
+from .errors import CometRunwayError, RateLimitError, TaskFailed, TaskNotFound
+from .handles import TaskHandle
+from .models import PollRoute, Task, TaskStatus
+from .policies import PollPolicy
+from .protocol import PollDisposition, poll_disposition
+
+__all__ = ["Poller", "PollerStatistics"]
+
+log = logging.getLogger("cometrunway.poller")
+
+Fetch = Callable[[str, PollRoute], Awaitable[Task]]
+OnUpdate = Callable[[TaskHandle, Task | None, Task], Awaitable[None]]
+OnFinish = Callable[[TaskHandle, BaseException | None], Awaitable[None]]
+
+_LEARNED = 256  # finished-task durations kept for estimates
+_QUEUED_WORDS = frozenset({"QUEUED", "THROTTLED", "NOT_START", "SUBMITTED", "PENDING", "0"})
+
+
+@frozen
+class PollerStatistics:
+    """Counts since the client opened (``Client.statistics()``)."""
+
+    tracked: int
+    in_flight: int
+    polls: int
+    poll_errors: int
+    rate_limited: int
+    not_found: int
+    succeeded: int
+    failed: int
+    typical_duration: float | None
+
+
+class _Tracked:
+    """What the poller knows about one task. Slotted: 10,000 of these must stay small."""
+
+    __slots__ = (
+        "due",
+        "errors",
+        "handle",
+        "in_flight",
+        "last_at",
+        "last_progress",
+        "polls",
+        "recheck",
+        "route",
+        "submitted_at",
+    )
+
+    def __init__(self, handle: TaskHandle, route: PollRoute, submitted_at: float) -> None:
+        self.handle = handle
+        self.route: PollRoute = route
+        self.submitted_at = submitted_at
+        self.due = 0.0
+        self.polls = 0
+        self.errors = 0
+        self.in_flight = False
+        self.recheck = False
+        self.last_progress: float | None = None
+        self.last_at: float | None = None
+
+
+async def _no_update(handle: TaskHandle, old: Task | None, new: Task) -> None:
+    return None
+
+
+async def _no_finish(handle: TaskHandle, error: BaseException | None) -> None:
+    return None
+
+
+class Poller:
+    """Follows tasks until each is terminal. ``run()`` is the one long-lived coroutine."""
+
+    def __init__(
+        self,
+        fetch: Fetch,
+        policy: PollPolicy,
+        *,
+        on_update: OnUpdate = _no_update,
+        on_finish: OnFinish = _no_finish,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._fetch = fetch
+        self._policy = policy
+        self._on_update = on_update
+        self._on_finish = on_finish
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._tracked: dict[str, _Tracked] = {}
+        self._heap: list[tuple[float, int, str]] = []
+        self._seq = 0
+        self._wakeup = asyncio.Event()
+        self._queue: asyncio.Queue[_Tracked] = asyncio.Queue()
+        self._durations: deque[float] = deque(maxlen=_LEARNED)
+        self._quantiles: tuple[float, float] | None = None
+        self._counts = dict.fromkeys(
+            ("polls", "poll_errors", "rate_limited", "not_found", "succeeded", "failed"), 0
+        )
+
+    # ---------------------------------------------------------------- registration
+
+    def track(
+        self,
+        handle: TaskHandle,
+        *,
+        submitted_at: float | None = None,
+        first_delay: float | None = None,
+    ) -> TaskHandle:
+        """Follow ``handle``'s task; returns the handle already tracked for that id, if any."""
+        existing = self._tracked.get(handle.task_id)
+        if existing is not None:
+            return existing.handle
+        now = self._clock()
+        state = _Tracked(handle, handle.poll_route, now if submitted_at is None else submitted_at)
+        self._tracked[handle.task_id] = state
+        delay = self._first_delay() if first_delay is None else first_delay
+        self._schedule(state, max(0.0, state.submitted_at + delay - now))
+        return handle
+
+    def get(self, task_id: str) -> TaskHandle | None:
+        state = self._tracked.get(task_id)
+        return state.handle if state is not None else None
+
+    def wake(self, task_id: str) -> bool:
+        """Poll this task now (a callback said it changed). False if it is not tracked."""
+        state = self._tracked.get(task_id)
+        if state is None:
+            return False
+        if state.in_flight:
+            state.recheck = True
+        else:
+            self._schedule(state, 0.0)
+        return True
+
+    def statistics(self) -> PollerStatistics:
+        return PollerStatistics(
+            tracked=len(self._tracked),
+            in_flight=sum(1 for s in self._tracked.values() if s.in_flight),
+            typical_duration=self._quantile_pair()[1] if self._durations else None,
+            **self._counts,
+        )
+
+    def close(self, error: BaseException) -> None:
+        """Stop following every task: each pending handle fails with ``error``."""
+        for state in self._tracked.values():
+            state.handle._fail(error)
+        self._tracked.clear()
+        self._heap.clear()
+
+    # ---------------------------------------------------------------- the coroutine
+
+    async def run(self) -> None:
+        """Schedule polls forever (until cancelled). Worker bugs propagate, never vanish."""
+        async with asyncio.TaskGroup() as group:
+            for _ in range(self._policy.max_concurrent_polls):
+                group.create_task(self._worker())
+            await self._scheduler()
+
+    async def _scheduler(self) -> None:
+        heap = self._heap
+        while True:
+            self._wakeup.clear()
+            now = self._clock()
+            while heap and heap[0][0] <= now:
+                due, _, task_id = heapq.heappop(heap)
+                state = self._tracked.get(task_id)
+                if state is None or state.due != due or state.in_flight:
+                    continue  # finished, or rescheduled since: a stale heap entry
+                state.in_flight = True
+                self._queue.put_nowait(state)
+            await self._wait(heap[0][0] - now if heap else None)
+
+    async def _wait(self, delay: float | None) -> None:
+        if delay is None:
+            await self._wakeup.wait()
+            return
+        if self._sleep is asyncio.sleep:
+            try:
+                async with asyncio.timeout(delay):
+                    await self._wakeup.wait()
+            except TimeoutError:
+                pass
+            return
+        # An injected sleep (tests, simulations) races the wake-up event.
+        sleeper = asyncio.ensure_future(self._sleep(delay))
+        waker = asyncio.ensure_future(self._wakeup.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for fut in (sleeper, waker):
+                fut.cancel()
+            await asyncio.gather(sleeper, waker, return_exceptions=True)
+
+    async def _worker(self) -> None:
+        while True:
+            state = await self._queue.get()
+            try:
+                await self._poll(state)
+            finally:
+                state.in_flight = False
+            if state.recheck and state.handle.task_id in self._tracked:
+                state.recheck = False
+                self._schedule(state, 0.0)
+
+    # ---------------------------------------------------------------- one poll
+
+    async def _poll(self, state: _Tracked) -> None:
+        handle = state.handle
+        self._counts["polls"] += 1
+        try:
+            task = await self._fetch(handle.task_id, state.route)
+        except CometRunwayError as exc:
+            await self._poll_failed(state, exc)
+            return
+        state.errors = 0
+        state.polls += 1
+        old = handle.task
+        handle._update(task)
+        await self._on_update(handle, old, task)
+        if task.status.is_terminal:
+            await self._finish(state, task)
+        else:
+            self._schedule(state, self._next_delay(state, task))
+
+    async def _poll_failed(self, state: _Tracked, exc: CometRunwayError) -> None:
+        disposition = poll_disposition(exc)
+        task_id = state.handle.task_id
+        if disposition is PollDisposition.RETRY:
+            self._counts["poll_errors"] += 1
+            state.errors += 1
+            delay = min(self._policy.max_interval, self._policy.interval * 2 ** (state.errors - 1))
+            if isinstance(exc, RateLimitError):
+                self._counts["rate_limited"] += 1
+                delay = max(delay, exc.retry_after or 0.0)
+            log.info("poll of %s failed (%s); retrying in %.1fs", task_id, exc, delay)
+            self._schedule(state, self._jitter(delay))
+        elif disposition is PollDisposition.NOT_FOUND:
+            self._counts["not_found"] += 1
+            age = self._clock() - state.submitted_at
+            if age < self._policy.not_found_grace:
+                # Freshly created ids are invisible for a while (wire reference §3.1).
+                state.errors += 1
+                delay = min(self._policy.interval, self._policy.min_interval * 2**state.errors)
+                self._schedule(state, self._jitter(delay))
+            else:
+                error = TaskNotFound(
+                    f"task {task_id} still unknown to the server {age:.0f}s after submit "
+                    f"(task_not_exist); check the id and the route ({state.route!r})",
+                    task_id=task_id,
+                    status=exc.status if isinstance(exc, TaskNotFound) else 404,
+                    body=getattr(exc, "body", None),
+                )
+                await self._finish(state, None, error)
+        elif disposition is PollDisposition.AUTH:
+            log.error("polling refused (%s): failing every tracked task", exc)
+            for other in list(self._tracked.values()):
+                await self._finish(other, None, exc)
+        else:
+            log.warning("poll of %s failed for good: %s", task_id, exc)
+            await self._finish(state, None, exc)
+
+    async def _finish(
+        self, state: _Tracked, task: Task | None, error: BaseException | None = None
+    ) -> None:
+        handle = state.handle
+        self._tracked.pop(handle.task_id, None)
+        if task is not None and error is None:
+            if task.status is TaskStatus.SUCCEEDED:
+                self._counts["succeeded"] += 1
+                self._learn(self._clock() - state.submitted_at)
+                handle._resolve(task)
+            else:
+                error = TaskFailed(task)
+        if error is not None:
+            self._counts["failed"] += 1
+            handle._fail(error, task)
+        await self._on_finish(handle, error)
+
+    # ---------------------------------------------------------------- pacing
+
+    def _schedule(self, state: _Tracked, delay: float) -> None:
+        due = self._clock() + delay
+        state.due = due
+        self._seq += 1
+        heapq.heappush(self._heap, (due, self._seq, state.handle.task_id))
+        if self._heap[0][2] == state.handle.task_id:
+            self._wakeup.set()  # earlier than what the scheduler sleeps towards
+
+    def _jitter(self, delay: float) -> float:
+        spread = self._policy.jitter
+        return delay * self._rng.uniform(1 - spread, 1 + spread) if spread else delay
+
+    def _learn(self, duration: float) -> None:
+        self._durations.append(duration)
+        if len(self._durations) % 16 == 1:
+            self._quantiles = None
+
+    def _quantile_pair(self) -> tuple[float, float]:
+        """(20th percentile, median) of learned durations."""
+        if self._quantiles is None:
+            ordered = sorted(self._durations)
+            low = ordered[len(ordered) // 5]
+            self._quantiles = (low, stats_mod.median(ordered))
+        return self._quantiles
+
+    def _first_delay(self) -> float:
+        delay = self._policy.initial_delay
+        if self._durations:
+            low, _ = self._quantile_pair()
+            delay = max(delay, 0.5 * low)
+        return self._jitter(delay)
+
+    def _next_delay(self, state: _Tracked, task: Task) -> float:
+        policy = self._policy
+        now = self._clock()
+        age = now - state.submitted_at
+        progress = task.progress
+        delay: float | None = None
+
+        if progress is not None and 0 < progress < 1:
+            previous, previous_at = state.last_progress, state.last_at
+            state.last_progress, state.last_at = progress, now
+            if previous is not None and previous_at is not None and progress > previous:
+                rate = (progress - previous) / max(now - previous_at, 1e-6)
+                remaining = (1 - progress) / rate
+                # Land just after the estimated finish.
+                delay = remaining + max(policy.min_interval / 2, 0.05 * remaining)
+            else:
+                # One reading: the rate since submit underestimates speed (queue time), so
+                # look again part-way to calibrate.
+                remaining = age * (1 - progress) / progress
+                delay = min(policy.interval, max(policy.min_interval, remaining / 3))
+        elif self._durations and task.status is not TaskStatus.PENDING:
+            _, typical = self._quantile_pair()
+            if age < typical - policy.interval:
+                delay = typical - age
+
+        if delay is None:
+            # Older tasks are polled less often; queued ones less still.
+            delay = policy.interval * (1 + age / (12 * policy.interval))
+            if task.status is TaskStatus.PENDING and (task.raw_status or "").upper() in (
+                _QUEUED_WORDS
+            ):
+                delay *= 2
+        delay = min(policy.max_interval, max(policy.min_interval, delay))
+        return self._jitter(delay)

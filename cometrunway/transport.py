@@ -1,0 +1,116 @@
+"""The one I/O seam: ``send(HTTPRequest) -> HTTPResponse`` over an aiohttp session.
+
+The transport borrows a ``ClientSession`` it is given or owns one it creates, and closes
+only what it created. It makes exactly one attempt per call and maps every aiohttp failure to
+``TransportError``, saying whether the request may have reached the server
+(``request_sent``): a connect or DNS failure certainly did not; a read timeout or a dropped
+connection may have. What to do about it is the pure core's call (``protocol``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+
+from .errors import ClientStateError, TransportError
+from .protocol import HTTPRequest, HTTPResponse
+
+__all__ = ["DEFAULT_TIMEOUT", "MAX_BODY_BYTES", "Transport"]
+
+log = logging.getLogger("cometrunway.transport")
+
+# Connects fail fast; a slow answer is allowed a minute (creates can take a while to ack).
+DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=15, sock_connect=15, sock_read=60)
+# API answers are small JSON; a bigger body is a wrong URL or an attack, not a task.
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+Sender = Callable[[HTTPRequest], Awaitable[HTTPResponse]]
+
+
+class Transport:
+    """Sends ``HTTPRequest`` values to ``base_url`` and returns ``HTTPResponse`` values."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+        connection_limit: int = 100,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._session = session
+        self._owns_session = session is None
+        self._timeout = timeout
+        self._connection_limit = connection_limit
+        self._closed = False
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    async def open(self) -> None:
+        if self._closed:
+            raise ClientStateError("this transport was closed; create a new one")
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout,
+                connector=aiohttp.TCPConnector(limit=self._connection_limit),
+            )
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+        self._session = None
+
+    async def send(self, request: HTTPRequest) -> HTTPResponse:
+        """One attempt. Raises ``TransportError`` when there is no usable answer."""
+        session = self._session
+        if session is None:
+            raise ClientStateError("the transport is not open")
+        url = self._base_url + request.path
+        sent = False
+        try:
+            async with session.request(
+                request.method,
+                url,
+                data=request.body,
+                headers=dict(request.headers),
+                allow_redirects=False,
+                timeout=self._timeout,
+            ) as response:
+                sent = True
+                body = await _read_capped(response, request)
+                return HTTPResponse(response.status, response.headers.items(), body)
+        except TransportError:
+            raise
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            # The connection never came up: the request certainly did not leave.
+            raise TransportError(
+                f"{request.method} {request.path}: cannot connect to {self._base_url}: {exc}",
+                request_sent=False,
+            ) from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            what = "timed out" if isinstance(exc, TimeoutError) else f"failed: {exc!r}"
+            raise TransportError(
+                f"{request.method} {request.path} {what}"
+                + (" after the answer began" if sent else "; it may have reached the server"),
+                request_sent=True,
+            ) from exc
+
+
+async def _read_capped(response: aiohttp.ClientResponse, request: HTTPRequest) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise TransportError(
+                f"{request.method} {request.path}: answer larger than {MAX_BODY_BYTES} bytes",
+                request_sent=True,
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
