@@ -15,7 +15,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Generator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -32,6 +32,16 @@ from .errors import (
     ClientStateError,
     CometRunwayError,
     TaskNotFound,
+)
+from .events import (
+    AmbiguousSubmit,
+    Event,
+    EventHub,
+    StatusChanged,
+    SubmitRejected,
+    Submitted,
+    TaskFinished,
+    TaskLost,
 )
 from .handles import TaskHandle
 from .journal import EntryState, Journal, JournalEntry, open_journal
@@ -138,6 +148,7 @@ class Client:
         poll: PollPolicy = PollPolicy(),  # noqa: B008 - frozen value
         journal: str | os.PathLike[str] | Journal | None = None,
         timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+        on_event: Callable[[Event], object] | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -180,6 +191,7 @@ class Client:
             clock=clock,
             sleep=sleep,
         )
+        self._events = EventHub(on_event)
         self._state = _State.NEW
         self._group: asyncio.TaskGroup | None = None
         self._poller_task: asyncio.Task[None] | None = None
@@ -279,6 +291,7 @@ class Client:
                 + (" or client.resume()" if self._journal_spec is not None else "")
             )
         )
+        self._events.close()
         if self._poller_task is not None:
             self._poller_task.cancel()
         try:
@@ -356,13 +369,24 @@ class Client:
             if not created:
                 existing = self._existing(entry, request)
                 if existing is not None:
+                    self._events.emit(
+                        Submitted(
+                            existing.task_id,
+                            entry.key,
+                            type(request).__name__,
+                            label or entry.label,
+                            reused=True,
+                        )
+                    )
                     return existing
         self._counts["submits"] += 1
+        request_type = type(request).__name__
         try:
-            return await self._send_create(http, request, journal_key)
+            return await self._send_create(http, request, journal_key, label)
         except CometRunwayError as exc:
             if submit_disposition(exc) is SubmitDisposition.AMBIGUOUS:
                 self._counts["ambiguous_submits"] += 1
+                self._events.emit(AmbiguousSubmit(journal_key, request_type, exc, label))
                 raise AmbiguousSubmitError(
                     f"{http.path}: the create may have been accepted ({exc}); it was not "
                     "retried, so as not to pay twice"
@@ -375,6 +399,7 @@ class Client:
                     request=request,
                     key=journal_key,
                 ) from exc
+            self._events.emit(SubmitRejected(journal_key, request_type, exc, label))
             raise
 
     def _existing(self, entry: JournalEntry, request: Request) -> TaskHandle | None:
@@ -394,12 +419,12 @@ class Client:
         return None  # queued or rejected before: safe to send
 
     async def _create_once(
-        self, http: HTTPRequest, request: Request, key: str | None
+        self, http: HTTPRequest, request: Request, key: str | None, label: str | None
     ) -> TaskHandle:
         # One attempt runs as a child of the client's group and is shielded: if the caller
         # is cancelled mid-request, an answer that arrives is still journaled and tracked.
         group = self._check_open()
-        attempt = group.create_task(self._attempt(http, request, key))
+        attempt = group.create_task(self._attempt(http, request, key, label))
         handle, error = await asyncio.shield(attempt)
         if error is not None:
             raise error
@@ -407,7 +432,7 @@ class Client:
         return handle
 
     async def _attempt(
-        self, http: HTTPRequest, request: Request, key: str | None
+        self, http: HTTPRequest, request: Request, key: str | None, label: str | None
     ) -> tuple[TaskHandle | None, CometRunwayError | None]:
         journal = self._journal
         if journal is not None and key is not None:
@@ -429,7 +454,9 @@ class Client:
         if journal is not None and key is not None:
             await journal.mark_submitted(key, task_id)
         log.info("created task %s (%s)", task_id, type(request).__name__)
-        return self._follow(task_id, request.poll_route, submitted_at=submitted_at), None
+        handle = self._follow(task_id, request.poll_route, submitted_at=submitted_at)
+        self._events.emit(Submitted(task_id, key, type(request).__name__, label))
+        return handle, None
 
     def _on_submit_backoff(self, details: Any) -> None:
         self._counts["submit_retries"] += 1
@@ -595,14 +622,23 @@ class Client:
 
     # ---------------------------------------------------------------- poller hooks
 
+    def events(self) -> AsyncIterator[Event]:
+        """Every event from now on (one reader per call), until the client closes."""
+        return self._events.stream()
+
     async def _task_updated(self, handle: TaskHandle, old: Task | None, new: Task) -> None:
-        if self._journal is None:
-            return
         if old is not None and (old.status, old.progress, old.outputs) == (
             new.status,
             new.progress,
             new.outputs,
         ):
+            return
+        if self._events.active:
+            if new.status.is_terminal:
+                self._events.emit(TaskFinished(new.task_id, new.status, new))
+            else:
+                self._events.emit(StatusChanged(new.task_id, new.status, new.progress, new))
+        if self._journal is None:
             return
         await self._journal.record_status(
             new.task_id,
@@ -615,6 +651,8 @@ class Client:
         )
 
     async def _task_finished(self, handle: TaskHandle, error: BaseException | None) -> None:
+        if error is not None and not (handle.task is not None and handle.task.is_terminal):
+            self._events.emit(TaskLost(handle.task_id, error))
         if self._journal is not None and isinstance(error, TaskNotFound):
             await self._journal.record_status(
                 handle.task_id,

@@ -64,8 +64,20 @@ def _excerpt(body: bytes | str | None) -> str:
     return text if len(text) <= _BODY_EXCERPT else text[:_BODY_EXCERPT] + "…"
 
 
+def _restore(cls: type[BaseException], args: tuple[Any, ...]) -> BaseException:
+    error = cls.__new__(cls, *args)
+    error.args = args  # OSError.__new__ leaves args to __init__ when a subclass has one
+    return error
+
+
 class CometRunwayError(Exception):
     """Base class of every error this package raises."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only constructor arguments live in the instance dict, not in ``args``:
+        # rebuild without calling ``__init__`` so every error survives pickling (process
+        # pools, multi-worker journals) with all its attributes.
+        return (_restore, (type(self), self.args), self.__dict__)
 
 
 class APIError(CometRunwayError):

@@ -22,13 +22,16 @@ is the embedded default, on the standard library's ``sqlite3``:
   queues operations and awaits their futures. Operations queued while the thread is busy
   are committed together in one transaction (group commit), so a batch of thousands of
   concurrent submits pays for few disk syncs.
-* Durability: the file is in WAL mode. Commits that carry a transition (``reserve``,
-  ``mark_*``, ``attach_task``, ``release``, ``track``, a terminal ``record_status``) use
+* Durability: the file is in WAL mode. Commits that carry a key or task-id transition
+  (``reserve``, ``mark_*``, ``attach_task``, ``release``, ``track``) use
   ``synchronous=FULL``: when the call returns, the row is on disk, even across a power
-  loss, so the create is never sent before its row exists. Non-terminal progress updates
-  are write-behind: ``record_status`` returns at once, the update is committed with
-  ``synchronous=NORMAL`` (it survives a process crash; a power loss may lose the last few,
-  which the next poll repeats). ``SQLiteJournal(path, durable=False)`` uses NORMAL for
+  loss, so a create is never sent before its SENDING row is, and a task id once recorded
+  stays. Statuses use ``synchronous=NORMAL``, which survives a crash of the process but
+  not of the machine; nothing is lost for good there, because a status is read again
+  from the server: a terminal status is committed before ``record_status`` returns (a
+  power loss can only put the row back to SUBMITTED, to be polled again), and non-terminal
+  progress is write-behind: ``record_status`` returns at once and the update rides along
+  with the next commit. ``SQLiteJournal(path, durable=False)`` uses NORMAL for
   everything, trading power-loss safety for speed.
 * The file carries ``PRAGMA application_id`` = :data:`APPLICATION_ID` and its schema version
   in ``PRAGMA user_version`` (also mirrored in the ``meta`` table). A file that is not
@@ -348,22 +351,26 @@ def _settle(items: list[tuple[asyncio.Future[Any], BaseException | None, Any]]) 
 
 
 class _Worker:
-    """The thread that owns the SQLite connection and runs every statement."""
+    """The thread that owns the SQLite connection and runs every statement.
+
+    The event loop hands it lists of ops (everything queued during one loop iteration);
+    whatever has piled up while it was busy runs as one transaction.
+    """
 
     def __init__(self, where: str, *, durable: bool) -> None:
         self.where = where
         self.durable = durable
         self.conn: sqlite3.Connection | None = None
         self.deferred_error: BaseException | None = None
-        self._queue: queue.SimpleQueue[_Op | _Stop] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[_Op] | _Stop] = queue.SimpleQueue()
         self._synchronous: str | None = None
         # A daemon thread, so a program that forgets close() can still exit: everything a
         # caller awaited is committed already, only write-behind progress could be lost.
         self.thread = threading.Thread(target=self._run, name="cometrunway-journal", daemon=True)
         self.thread.start()
 
-    def submit(self, op: _Op | _Stop) -> None:
-        self._queue.put(op)
+    def submit(self, item: list[_Op] | _Stop) -> None:
+        self._queue.put(item)
 
     def stop_nowait(self) -> None:
         self._queue.put(_Stop(None, None))
@@ -374,12 +381,12 @@ class _Worker:
         stop: _Stop | None = None
         while stop is None:
             batch: list[_Op] = []
-            item: _Op | _Stop | None = self._queue.get()
+            item: list[_Op] | _Stop | None = self._queue.get()
             while item is not None:
                 if isinstance(item, _Stop):
                     stop = item
                     break
-                batch.append(item)
+                batch += item
                 if len(batch) >= _MAX_BATCH:
                     break
                 try:
@@ -408,8 +415,9 @@ class _Worker:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if isinstance(item, _Op):
-                leftovers.append((item, JournalError(f"journal {self.where} is closed"), None))
+            if isinstance(item, list):
+                closed = JournalError(f"journal {self.where} is closed")
+                leftovers += [(op, closed, None) for op in item]
         self._deliver(leftovers)
         if stop.future is not None and stop.loop is not None:
             self._post(stop.loop, [(stop.future, None, None)])
@@ -429,17 +437,27 @@ class _Worker:
         self._run_group(group)
 
     def _run_group(self, ops: list[_Op]) -> None:
+        """Run ``ops`` in one transaction and deliver each one's result after the commit.
+
+        Ops are written so that a refusal (``JournalError``) is raised before they write,
+        and each writes with a single statement, which SQLite undoes on its own if it fails;
+        the one op that needs two statements guards them with its own savepoint. So a
+        failing op never undoes the others' work in the same commit.
+        """
         if not ops:
             return
         conn = self.conn
         if conn is None:
             self._fail_all(ops, JournalError(f"journal {self.where} is not open"))
             return
-        writes = any(op.write for op in ops)
+        writes = False
+        full = False
+        for op in ops:
+            writes = writes or op.write
+            full = full or op.durable
         try:
             if writes:
-                full = self.durable and any(op.durable for op in ops)
-                self._set_synchronous(conn, "FULL" if full else "NORMAL")
+                self._set_synchronous(conn, "FULL" if full and self.durable else "NORMAL")
                 # IMMEDIATE takes the write lock now, so a concurrent writer in another
                 # process makes us wait (busy_timeout) here rather than fail at COMMIT.
                 conn.execute("BEGIN IMMEDIATE")
@@ -451,25 +469,14 @@ class _Worker:
         results: list[tuple[_Op, BaseException | None, Any]] = []
         for op in ops:
             try:
-                if op.write:
-                    # Each op is its own savepoint: a refused transition undoes only itself,
-                    # not the other callers' work sharing this commit.
-                    conn.execute("SAVEPOINT op")
-                value = op.fn(conn)
-                if op.write:
-                    conn.execute("RELEASE op")
+                results.append((op, None, op.fn(conn)))
             except Exception as exc:
-                if op.write:
-                    try:
-                        conn.execute("ROLLBACK TO op")
-                        conn.execute("RELEASE op")
-                    except sqlite3.Error as undo:
-                        self._abort(conn)
-                        self._fail_all(ops, self._wrap(undo, "transaction failed"))
-                        return
+                if not conn.in_transaction:
+                    # SQLite rolled the whole transaction back (disk full, I/O error): the
+                    # ops before this one lost their writes too.
+                    self._fail_all(ops, self._wrap(exc, "transaction rolled back"))
+                    return
                 results.append((op, self._wrap(exc), None))
-            else:
-                results.append((op, None, value))
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -564,6 +571,7 @@ class SQLiteJournal:
         self._worker: _Worker | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._open_lock = asyncio.Lock()
+        self._pending: dict[asyncio.AbstractEventLoop, list[_Op]] = {}
         # Names this instance in the rows it marks SENDING (see ambiguous()).
         self._instance = f"{os.getpid()}:{uuid.uuid4().hex}"
 
@@ -602,14 +610,16 @@ class SQLiteJournal:
             loop = asyncio.get_running_loop()
             future: asyncio.Future[None] = loop.create_future()
             worker.submit(
-                _Op(
-                    lambda: self._connect(worker),
-                    loop=loop,
-                    future=future,
-                    write=True,
-                    durable=True,
-                    raw=True,
-                )
+                [
+                    _Op(
+                        lambda: self._connect(worker),
+                        loop=loop,
+                        future=future,
+                        write=True,
+                        durable=True,
+                        raw=True,
+                    )
+                ]
             )
             try:
                 await future
@@ -633,6 +643,10 @@ class SQLiteJournal:
         assert worker is not None
         if self._finalizer is not None:
             self._finalizer.detach()
+        # Whatever callers queued in this loop iteration still goes first.
+        for pending in self._pending.values():
+            worker.submit(pending)
+        self._pending.clear()
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         worker.submit(_Stop(loop, done))
@@ -774,11 +788,26 @@ class SQLiteJournal:
     async def _call(
         self, fn: Callable[[sqlite3.Connection], T], *, write: bool, durable: bool = True
     ) -> T:
-        worker = self._live_worker()
+        self._live_worker()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        worker.submit(_Op(fn, loop=loop, future=future, write=write, durable=durable))
+        self._enqueue(loop, _Op(fn, loop=loop, future=future, write=write, durable=durable))
         return await future
+
+    def _enqueue(self, loop: asyncio.AbstractEventLoop, op: _Op) -> None:
+        # Ops queued during one loop iteration travel to the worker together, at the end of
+        # it: one thread wake-up and one transaction for many callers, instead of one each.
+        pending = self._pending.get(loop)
+        if pending is None:
+            self._pending[loop] = [op]
+            loop.call_soon(self._flush, loop)
+        else:
+            pending.append(op)
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        ops = self._pending.pop(loop, None)
+        if ops and self._worker is not None:
+            self._worker.submit(ops)
 
     def _raise_deferred(self, worker: _Worker) -> None:
         exc = worker.deferred_error
@@ -826,9 +855,9 @@ class SQLiteJournal:
             raise JournalError(f"journal {self._spec}: cannot {action} {key!r}: no such entry")
         return EntryState(row[0]), row[1]
 
-    def _refuse(
-        self, key: str, action: str, state: EntryState, task_id: str | None
-    ) -> JournalError:
+    def _refuse(self, conn: sqlite3.Connection, key: str, action: str) -> JournalError:
+        """Say why ``action`` does not apply to the row (raises if there is no row)."""
+        state, task_id = self._state_of(conn, key, action)
         why = {
             EntryState.SENDING: "its create may already have reached the server; settle it "
             "first: attach_task() with the task id you found, or release() to resubmit on "
@@ -844,6 +873,9 @@ class SQLiteJournal:
         return JournalError(f"journal {self._spec}: cannot {action} {key!r} (state {state}): {why}")
 
     # -- writes
+    #
+    # Each transition is one conditional UPDATE on the happy path; only when it matches no
+    # row does the op look at the row again, to say why it refuses.
 
     async def reserve(
         self,
@@ -859,31 +891,47 @@ class SQLiteJournal:
 
         def op(conn: sqlite3.Connection) -> tuple[JournalEntry, bool]:
             now = self._clock()
-            created = (
-                conn.execute(
-                    "INSERT INTO entries (key, request_type, path, body, poll_route, state, "
-                    "created_at, updated_at, label) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?) "
-                    "ON CONFLICT (key) DO NOTHING",
-                    (key, request_type, path, body, poll_route, now, now, label),
-                ).rowcount
-                == 1
-            )
-            entry = self._fetch_key(conn, key)
-            assert entry is not None
-            return entry, created
+            inserted = conn.execute(
+                "INSERT INTO entries (key, request_type, path, body, poll_route, state, "
+                "created_at, updated_at, label) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?) "
+                "ON CONFLICT (key) DO NOTHING",
+                (key, request_type, path, body, poll_route, now, now, label),
+            ).rowcount
+            if inserted == 1:
+                entry = JournalEntry(
+                    key=key,
+                    request_type=request_type,
+                    path=path,
+                    body=body,
+                    poll_route=poll_route,
+                    state=EntryState.QUEUED,
+                    task_id=None,
+                    status=None,
+                    progress=None,
+                    outputs=(),
+                    error=None,
+                    error_code=None,
+                    created_at=now,
+                    updated_at=now,
+                    submitted_at=None,
+                    label=label,
+                )
+                return entry, True
+            existing = self._fetch_key(conn, key)
+            assert existing is not None
+            return existing, False
 
         return await self._call(op, write=True)
 
     async def mark_sending(self, key: str) -> None:
         def op(conn: sqlite3.Connection) -> None:
-            state, task_id = self._state_of(conn, key, "send")
-            if state not in (EntryState.QUEUED, EntryState.REJECTED):
-                raise self._refuse(key, "send", state, task_id)
-            conn.execute(
+            changed = conn.execute(
                 "UPDATE entries SET state = 'sending', sending_by = ?, updated_at = ? "
-                "WHERE key = ?",
+                "WHERE key = ? AND state IN ('queued', 'rejected')",
                 (self._instance, self._clock(), key),
-            )
+            ).rowcount
+            if not changed:
+                raise self._refuse(conn, key, "send")
 
         await self._call(op, write=True)
 
@@ -894,6 +942,7 @@ class SQLiteJournal:
         settle an AMBIGUOUS row. The same id again is a no-op; a *different* id for a row
         that already has one raises (both tasks may be billed: the message names both).
         """
+        _check_task_id(task_id)
         await self._call(
             lambda conn: self._set_task(conn, key, task_id, "mark submitted"), write=True
         )
@@ -904,81 +953,98 @@ class SQLiteJournal:
         If that id is already followed by a :meth:`track` row, the two rows merge into
         ``key`` (the tracked status and outputs are kept).
         """
+        _check_task_id(task_id)
         await self._call(
             lambda conn: self._set_task(conn, key, task_id, "attach a task to"), write=True
         )
 
     def _set_task(self, conn: sqlite3.Connection, key: str, task_id: str, action: str) -> None:
-        if not task_id:
-            raise ValueError("task_id must be a non-empty string")
-        state, current = self._state_of(conn, key, action)
-        if current == task_id:
+        now = self._clock()
+        try:
+            changed = conn.execute(
+                "UPDATE entries SET state = 'submitted', task_id = ?, submitted_at = ?, "
+                "updated_at = ?, error = NULL, error_code = NULL, sending_by = NULL "
+                "WHERE key = ? AND task_id IS NULL",
+                (task_id, now, now, key),
+            ).rowcount
+        except sqlite3.IntegrityError:
+            # Another row holds this task id (the unique index said so).
+            self._adopt(conn, key, task_id, action, now)
             return
-        if current is not None:
+        if changed:
+            return
+        current = self._state_of(conn, key, action)[1]
+        # Every row without a task id matched the UPDATE, so this row has one already.
+        if current != task_id:
             raise JournalError(
                 f"journal {self._spec}: cannot {action} {key!r} with task {task_id}: it already "
                 f"has task {current} (both may be billed; keep both ids)"
             )
-        if state not in _HAS_NO_TASK:
-            raise self._refuse(key, action, state, current)
-        now = self._clock()
-        status: Any = None
-        progress: Any = None
-        outputs = "[]"
-        error: Any = None
-        error_code: Any = None
-        new_state = EntryState.SUBMITTED
-        submitted_at = now
+
+    def _adopt(
+        self, conn: sqlite3.Connection, key: str, task_id: str, action: str, now: float
+    ) -> None:
+        """Give ``key`` a task id a :meth:`track` row holds, folding that row into it.
+
+        The task was followed by id before its request row was settled; what the poller
+        learned (status, outputs) is kept. Any other owner is a conflict.
+        """
         owner = conn.execute(
             "SELECT key, request_type, state, status, progress, outputs, error, error_code, "
             "submitted_at, label FROM entries WHERE task_id = ?",
             (task_id,),
         ).fetchone()
-        label_fallback: Any = None
-        if owner is not None:
-            if owner[0] != _track_key(task_id) or owner[1] != "":
-                raise JournalError(
-                    f"journal {self._spec}: cannot {action} {key!r} with task {task_id}: "
-                    f"that task already belongs to {owner[0]!r}"
-                )
-            # The task was tracked by id before its request row was settled: fold the
-            # tracked row into the request's, keeping what the poller learned.
-            (_, _, tracked_state, status, progress, outputs, error, error_code) = owner[:8]
-            new_state = EntryState(tracked_state)
-            submitted_at = owner[8] if owner[8] is not None else now
-            label_fallback = owner[9]
+        if owner is None or owner[0] != _track_key(task_id) or owner[1] != "":
+            raise JournalError(
+                f"journal {self._spec}: cannot {action} {key!r} with task {task_id}: "
+                f"that task already belongs to {owner[0] if owner else None!r}"
+            )
+        current = self._state_of(conn, key, action)[1]
+        if current is not None:
+            raise JournalError(
+                f"journal {self._spec}: cannot {action} {key!r} with task {task_id}: it already "
+                f"has task {current} (both may be billed; keep both ids)"
+            )
+        # Two statements: a savepoint keeps them all-or-nothing inside the shared commit.
+        conn.execute("SAVEPOINT adopt")
+        try:
             conn.execute("DELETE FROM entries WHERE key = ?", (owner[0],))
-        conn.execute(
-            "UPDATE entries SET state = ?, task_id = ?, submitted_at = ?, updated_at = ?, "
-            "status = ?, progress = ?, outputs = ?, error = ?, error_code = ?, "
-            "label = COALESCE(label, ?), sending_by = NULL WHERE key = ?",
-            (
-                new_state.value,
-                task_id,
-                submitted_at,
-                now,
-                status,
-                progress,
-                outputs,
-                error,
-                error_code,
-                label_fallback,
-                key,
-            ),
-        )
+            conn.execute(
+                "UPDATE entries SET state = ?, task_id = ?, submitted_at = ?, updated_at = ?, "
+                "status = ?, progress = ?, outputs = ?, error = ?, error_code = ?, "
+                "label = COALESCE(label, ?), sending_by = NULL WHERE key = ?",
+                (
+                    owner[2],
+                    task_id,
+                    owner[8] if owner[8] is not None else now,
+                    now,
+                    owner[3],
+                    owner[4],
+                    owner[5],
+                    owner[6],
+                    owner[7],
+                    owner[9],
+                    key,
+                ),
+            )
+        except BaseException:
+            conn.execute("ROLLBACK TO adopt")
+            conn.execute("RELEASE adopt")
+            raise
+        conn.execute("RELEASE adopt")
 
     async def mark_ambiguous(self, key: str, error: str) -> None:
         """→ AMBIGUOUS, from any state without a task id (the cautious direction)."""
 
         def op(conn: sqlite3.Connection) -> None:
-            state, task_id = self._state_of(conn, key, "mark ambiguous")
-            if state not in _HAS_NO_TASK:
-                raise self._refuse(key, "mark ambiguous", state, task_id)
-            conn.execute(
+            changed = conn.execute(
                 "UPDATE entries SET state = 'ambiguous', error = ?, error_code = NULL, "
-                "sending_by = NULL, updated_at = ? WHERE key = ?",
+                "sending_by = NULL, updated_at = ? "
+                "WHERE key = ? AND state IN ('queued', 'sending', 'ambiguous', 'rejected')",
                 (error, self._clock(), key),
-            )
+            ).rowcount
+            if not changed:
+                raise self._refuse(conn, key, "mark ambiguous")
 
         await self._call(op, write=True)
 
@@ -990,14 +1056,14 @@ class SQLiteJournal:
         """
 
         def op(conn: sqlite3.Connection) -> None:
-            state, task_id = self._state_of(conn, key, "mark rejected")
-            if state not in (EntryState.QUEUED, EntryState.SENDING, EntryState.REJECTED):
-                raise self._refuse(key, "mark rejected", state, task_id)
-            conn.execute(
+            changed = conn.execute(
                 "UPDATE entries SET state = 'rejected', error = ?, error_code = ?, "
-                "sending_by = NULL, updated_at = ? WHERE key = ?",
+                "sending_by = NULL, updated_at = ? "
+                "WHERE key = ? AND state IN ('queued', 'sending', 'rejected')",
                 (error, error_code, self._clock(), key),
-            )
+            ).rowcount
+            if not changed:
+                raise self._refuse(conn, key, "mark rejected")
 
         await self._call(op, write=True)
 
@@ -1008,16 +1074,13 @@ class SQLiteJournal:
         """
 
         def op(conn: sqlite3.Connection) -> None:
-            state, task_id = self._state_of(conn, key, "release")
-            if state is EntryState.QUEUED:
-                return
-            if state not in _HAS_NO_TASK:
-                raise self._refuse(key, "release", state, task_id)
-            conn.execute(
+            changed = conn.execute(
                 "UPDATE entries SET state = 'queued', sending_by = NULL, updated_at = ? "
-                "WHERE key = ?",
+                "WHERE key = ? AND state IN ('sending', 'ambiguous', 'rejected')",
                 (self._clock(), key),
-            )
+            ).rowcount
+            if not changed and self._state_of(conn, key, "release")[0] is not EntryState.QUEUED:
+                raise self._refuse(conn, key, "release")
 
         await self._call(op, write=True)
 
@@ -1034,7 +1097,7 @@ class SQLiteJournal:
     ) -> None:
         """Record a task's latest status, found by task id.
 
-        A terminal status moves the row to DONE and is on disk when this returns. A
+        A terminal status moves the row to DONE and is committed when this returns. A
         non-terminal one is write-behind: it returns at once and is committed, in order,
         with the next batch (reads made afterwards see it). An unknown task id is ignored
         (the task may be followed without a row). A DONE row ignores non-terminal updates
@@ -1042,24 +1105,29 @@ class SQLiteJournal:
         empty ones. Identical repeats write nothing.
         """
         worker = self._live_worker()
-        params = {
-            "task_id": task_id,
-            "status": str(status),
-            "progress": progress,
-            "outputs": json.dumps(list(outputs)),
-            "error": error,
-            "error_code": error_code,
-            "state": EntryState.DONE.value if terminal else EntryState.SUBMITTED.value,
-            "terminal": terminal,
-        }
+        params = (
+            task_id,
+            str(status),
+            progress,
+            json.dumps(list(outputs)) if outputs else "[]",
+            error,
+            error_code,
+            EntryState.DONE.value if terminal else EntryState.SUBMITTED.value,
+            terminal,
+        )
 
         def op(conn: sqlite3.Connection) -> None:
-            conn.execute(_RECORD_STATUS, {**params, "now": self._clock()})
+            conn.execute(_RECORD_STATUS, (*params, self._clock()))
 
         if terminal:
-            await self._call(op, write=True, durable=True)
+            # Written now and awaited, but without a disk sync of its own: should a power
+            # loss take it, the row is SUBMITTED again and the next poll repeats it.
+            await self._call(op, write=True, durable=False)
         else:
-            worker.submit(_Op(op, loop=None, future=None, write=True, durable=False))
+            self._enqueue(
+                asyncio.get_running_loop(),
+                _Op(op, loop=None, future=None, write=True, durable=False),
+            )
         self._raise_deferred(worker)
 
     async def track(
@@ -1067,8 +1135,7 @@ class SQLiteJournal:
     ) -> JournalEntry:
         """Follow a task created elsewhere; returns its row (an existing one if the id has one)."""
         _check_route(poll_route)
-        if not task_id:
-            raise ValueError("task_id must be a non-empty string")
+        _check_task_id(task_id)
 
         def op(conn: sqlite3.Connection) -> JournalEntry:
             row = conn.execute(f"{_SELECT} WHERE task_id = ?", (task_id,)).fetchone()
@@ -1145,26 +1212,31 @@ class SQLiteJournal:
 # that sees no change costs one index lookup.
 _RECORD_STATUS: Final = """
 UPDATE entries SET
-    status = :status,
-    progress = :progress,
-    outputs = CASE WHEN :outputs = '[]' THEN outputs ELSE :outputs END,
-    error = :error,
-    error_code = :error_code,
-    state = :state,
-    updated_at = :now
-WHERE task_id = :task_id
-  AND (state = 'submitted' OR (:terminal AND state = 'done'))
-  AND (state IS NOT :state
-       OR status IS NOT :status
-       OR progress IS NOT :progress
-       OR (:outputs != '[]' AND outputs IS NOT :outputs)
-       OR error IS NOT :error
-       OR error_code IS NOT :error_code)
+    status = ?2,
+    progress = ?3,
+    outputs = CASE WHEN ?4 = '[]' THEN outputs ELSE ?4 END,
+    error = ?5,
+    error_code = ?6,
+    state = ?7,
+    updated_at = ?9
+WHERE task_id = ?1
+  AND (state = 'submitted' OR (?8 AND state = 'done'))
+  AND (state IS NOT ?7
+       OR status IS NOT ?2
+       OR progress IS NOT ?3
+       OR (?4 != '[]' AND outputs IS NOT ?4)
+       OR error IS NOT ?5
+       OR error_code IS NOT ?6)
 """
 
 
 def _track_key(task_id: str) -> str:
     return f"task:{task_id}"
+
+
+def _check_task_id(task_id: str) -> None:
+    if not isinstance(task_id, str) or not task_id:
+        raise ValueError(f"task_id must be a non-empty string, got {task_id!r}")
 
 
 def _check_route(poll_route: str) -> None:

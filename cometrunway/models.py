@@ -12,9 +12,8 @@ from __future__ import annotations
 import enum
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
-from types import MappingProxyType
 from typing import Any, ClassVar, Literal, TypeAlias
 
 import attrs
@@ -149,15 +148,41 @@ def _positive_int(inst: object, attribute: attrs.Attribute[Any], value: object) 
         raise _fail(type(inst).__name__, attribute.name, "a positive integer of seconds", value)
 
 
+class _ReadOnlyMapping(Mapping[str, Any]):
+    """A read-only copy of ``extra`` that, unlike ``MappingProxyType``, pickles."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self._data = dict(data)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return repr(self._data)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_ReadOnlyMapping, (self._data,))
+
+
 def _freeze_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    # Read-only, but not hashable: request models leave ``extra`` out of their hash (it
+    # still counts for equality, so equal requests hash equal).
     if value is None:
-        return MappingProxyType({})
+        return _ReadOnlyMapping({})
     if not isinstance(value, Mapping):
         raise TypeError(f"extra must be a mapping of wire field names to values, got {value!r}")
     for key in value:
         if not isinstance(key, str):
             raise TypeError(f"extra keys must be wire field names (str), got {key!r}")
-    return MappingProxyType(dict(value))
+    return _ReadOnlyMapping(value)
 
 
 def _instance_of(kind: type, label: str) -> Any:
@@ -278,7 +303,9 @@ class TextToVideo(_ProRequest):
         factory=MotionVector, kw_only=True, validator=_instance_of(MotionVector, "MotionVector")
     )
     callback_url: str | None = field(default=None, kw_only=True, validator=_optional(_HTTP))
-    extra: Mapping[str, Any] = field(factory=dict, kw_only=True, converter=_freeze_mapping)
+    extra: Mapping[str, Any] = field(
+        factory=dict, kw_only=True, converter=_freeze_mapping, hash=False
+    )
 
 
 @frozen
@@ -308,7 +335,9 @@ class ImageToVideo(_ProRequest):
     end_image: str | None = field(default=None, kw_only=True, validator=_optional(_HTTP))
     image_as_end_frame: bool | None = field(default=None, kw_only=True, validator=_optional(_bool))
     callback_url: str | None = field(default=None, kw_only=True, validator=_optional(_HTTP))
-    extra: Mapping[str, Any] = field(factory=dict, kw_only=True, converter=_freeze_mapping)
+    extra: Mapping[str, Any] = field(
+        factory=dict, kw_only=True, converter=_freeze_mapping, hash=False
+    )
 
 
 @frozen
@@ -326,7 +355,9 @@ class VideoToVideo(_ProRequest):
     )
     flip: bool | None = field(default=None, kw_only=True, validator=_optional(_bool))
     callback_url: str | None = field(default=None, kw_only=True, validator=_optional(_HTTP))
-    extra: Mapping[str, Any] = field(factory=dict, kw_only=True, converter=_freeze_mapping)
+    extra: Mapping[str, Any] = field(
+        factory=dict, kw_only=True, converter=_freeze_mapping, hash=False
+    )
 
 
 @frozen
@@ -341,7 +372,9 @@ class ActOne(_ProRequest):
     video: str = field(kw_only=True, validator=_HTTP)
     image: str = field(kw_only=True, validator=_HTTP)
     callback_url: str | None = field(default=None, kw_only=True, validator=_optional(_HTTP))
-    extra: Mapping[str, Any] = field(factory=dict, kw_only=True, converter=_freeze_mapping)
+    extra: Mapping[str, Any] = field(
+        factory=dict, kw_only=True, converter=_freeze_mapping, hash=False
+    )
 
 
 # ---------------------------------------------------------------- /runwayml/v1/* requests
@@ -394,7 +427,9 @@ class RunwayImageToVideo(_OfficialRequest):
     duration: int | None = field(default=None, kw_only=True, validator=_optional(_positive_int))
     ratio: str | None = field(default=None, kw_only=True, validator=_optional(_ratio))
     watermark: bool | None = field(default=None, kw_only=True, validator=_optional(_bool))
-    extra: Mapping[str, Any] = field(factory=dict, kw_only=True, converter=_freeze_mapping)
+    extra: Mapping[str, Any] = field(
+        factory=dict, kw_only=True, converter=_freeze_mapping, hash=False
+    )
 
 
 @frozen
@@ -423,7 +458,9 @@ class RunwayVideoToVideo(_OfficialRequest):
         kw_only=True,
         validator=_optional(_instance_of(ContentModeration, "ContentModeration")),
     )
-    extra: Mapping[str, Any] = field(factory=dict, kw_only=True, converter=_freeze_mapping)
+    extra: Mapping[str, Any] = field(
+        factory=dict, kw_only=True, converter=_freeze_mapping, hash=False
+    )
 
 
 @frozen
@@ -434,7 +471,9 @@ class RunwayVideoUpscale(_OfficialRequest):
 
     video_uri: str = field(validator=_HTTPS_OR_DATA)
     model: str = field(default="upscale_v1", kw_only=True, validator=_non_empty_text())
-    extra: Mapping[str, Any] = field(factory=dict, kw_only=True, converter=_freeze_mapping)
+    extra: Mapping[str, Any] = field(
+        factory=dict, kw_only=True, converter=_freeze_mapping, hash=False
+    )
 
 
 @frozen
@@ -462,7 +501,9 @@ class RunwayCharacterPerformance(_OfficialRequest):
         kw_only=True,
         validator=_optional(_instance_of(ContentModeration, "ContentModeration")),
     )
-    extra: Mapping[str, Any] = field(factory=dict, kw_only=True, converter=_freeze_mapping)
+    extra: Mapping[str, Any] = field(
+        factory=dict, kw_only=True, converter=_freeze_mapping, hash=False
+    )
 
 
 @frozen
@@ -486,7 +527,9 @@ class RunwayTextToImage(_OfficialRequest):
     seed: int | None = field(
         default=None, kw_only=True, validator=_optional(_int_range(0, RUNWAY_SEED_MAX))
     )
-    extra: Mapping[str, Any] = field(factory=dict, kw_only=True, converter=_freeze_mapping)
+    extra: Mapping[str, Any] = field(
+        factory=dict, kw_only=True, converter=_freeze_mapping, hash=False
+    )
 
 
 Request: TypeAlias = (

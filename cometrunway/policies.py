@@ -74,7 +74,7 @@ class PollPolicy:
     max_interval: float = field(default=30.0, validator=_positive)
     not_found_grace: float = field(default=120.0, validator=_non_negative)
     min_interval: float = field(default=0.5, validator=_positive)
-    requests_per_second: float = field(default=20.0, validator=_positive)
+    requests_per_second: float = field(default=50.0, validator=_positive)
     max_concurrent_polls: int = field(default=16, validator=_positive_int)
     jitter: float = field(default=0.1, validator=_non_negative)
 

@@ -43,6 +43,9 @@ OnUpdate = Callable[[TaskHandle, Task | None, Task], Awaitable[None]]
 OnFinish = Callable[[TaskHandle, BaseException | None], Awaitable[None]]
 
 _LEARNED = 256  # finished-task durations kept for estimates
+# While nothing is known about durations, only this many tasks probe at initial_delay; the
+# rest wait for what the scouts learn (their first poll is then re-planned).
+_SCOUTS = 8
 _QUEUED_WORDS = frozenset({"QUEUED", "THROTTLED", "NOT_START", "SUBMITTED", "PENDING", "0"})
 
 
@@ -126,6 +129,10 @@ class Poller:
         self._queue: asyncio.Queue[_Tracked] = asyncio.Queue()
         self._durations: deque[float] = deque(maxlen=_LEARNED)
         self._quantiles: tuple[float, float] | None = None
+        self._starts: deque[float] = deque(maxlen=_LEARNED)
+        self._scouts_left = _SCOUTS
+        self._unplanned: list[str] = []
+        self._start_median: float | None = None
         self._counts = dict.fromkeys(
             ("polls", "poll_errors", "rate_limited", "not_found", "succeeded", "failed"), 0
         )
@@ -146,7 +153,17 @@ class Poller:
         now = self._clock()
         state = _Tracked(handle, handle.poll_route, now if submitted_at is None else submitted_at)
         self._tracked[handle.task_id] = state
-        delay = self._first_delay() if first_delay is None else first_delay
+        if first_delay is not None:
+            delay = first_delay
+        elif self._durations or self._scouts_left > 0:
+            if not self._durations:
+                self._scouts_left -= 1
+            delay = self._first_delay()
+        else:
+            # Nothing learned yet and enough scouts out: a late provisional first poll,
+            # brought forward as soon as the scouts learn how long tasks take.
+            delay = self._jitter(3 * self._policy.initial_delay)
+            self._unplanned.append(handle.task_id)
         self._schedule(state, max(0.0, state.submitted_at + delay - now))
         return handle
 
@@ -327,6 +344,20 @@ class Poller:
         self._durations.append(duration)
         if len(self._durations) % 16 == 1:
             self._quantiles = None
+        if self._unplanned:
+            self._replan()
+
+    def _replan(self) -> None:
+        """First knowledge of durations: bring provisional first polls forward."""
+        now = self._clock()
+        for task_id in self._unplanned:
+            state = self._tracked.get(task_id)
+            if state is None or state.polls or state.in_flight:
+                continue
+            due = state.submitted_at + self._first_delay()
+            if due < state.due:
+                self._schedule(state, max(0.0, due - now))
+        self._unplanned.clear()
 
     def _quantile_pair(self) -> tuple[float, float]:
         """(20th percentile, median) of learned durations."""
@@ -340,29 +371,56 @@ class Poller:
         delay = self._policy.initial_delay
         if self._durations:
             low, _ = self._quantile_pair()
-            delay = max(delay, 0.5 * low)
+            delay = max(delay, 0.7 * low)
         return self._jitter(delay)
+
+    def _typical_start(self) -> float | None:
+        """Median seconds from submit to the start of running, learned from progress."""
+        if not self._starts:
+            return None
+        if self._start_median is None:
+            self._start_median = stats_mod.median(self._starts)
+        return self._start_median
+
+    def _remaining(self, state: _Tracked, task: Task, now: float) -> tuple[float | None, float]:
+        """Estimated seconds to the finish and its relative uncertainty; an uncertainty of
+        1.0 means only an upper bound is known, worth a calibration poll."""
+        progress = task.progress
+        if progress is None or not 0 < progress < 1:
+            return None, 1.0
+        previous, previous_at = state.last_progress, state.last_at
+        state.last_progress, state.last_at = progress, now
+        age = now - state.submitted_at
+        if previous is not None and previous_at is not None and progress > previous:
+            rate = (progress - previous) / max(now - previous_at, 1e-6)
+            started = min(age, max(0.0, age - progress / rate))
+            self._starts.append(started)
+            if len(self._starts) % 16 == 1:
+                self._start_median = None
+            self._learn(started + 1 / rate)  # an estimate of the whole duration
+            return (1 - progress) / rate, 0.05
+        if task.started_at is not None:  # the server said when it started (F1 start_time)
+            ran = time.time() - task.started_at.timestamp()
+            if 0 < ran <= age + 1:
+                return ran * (1 - progress) / progress, 0.05
+        offset = self._typical_start()
+        if offset is not None and age - offset > 0:
+            # Queue times vary around the learned one: a wider margin.
+            return (age - offset) * (1 - progress) / progress, 0.03
+        return age * (1 - progress) / progress, 1.0
 
     def _next_delay(self, state: _Tracked, task: Task) -> float:
         policy = self._policy
         now = self._clock()
         age = now - state.submitted_at
-        progress = task.progress
+        remaining, spread = self._remaining(state, task, now)
         delay: float | None = None
-
-        if progress is not None and 0 < progress < 1:
-            previous, previous_at = state.last_progress, state.last_at
-            state.last_progress, state.last_at = progress, now
-            if previous is not None and previous_at is not None and progress > previous:
-                rate = (progress - previous) / max(now - previous_at, 1e-6)
-                remaining = (1 - progress) / rate
-                # Land just after the estimated finish.
-                delay = remaining + max(policy.min_interval / 2, 0.05 * remaining)
-            else:
-                # One reading: the rate since submit underestimates speed (queue time), so
-                # look again part-way to calibrate.
-                remaining = age * (1 - progress) / progress
-                delay = min(policy.interval, max(policy.min_interval, remaining / 3))
+        if remaining is not None and spread < 1:
+            # Land just after the estimated finish.
+            delay = remaining * (1 + spread) + policy.min_interval / 2
+        elif remaining is not None:
+            # Progress since submit includes queue time: look again part-way to calibrate.
+            delay = min(policy.interval, max(policy.min_interval, remaining / 3))
         elif self._durations and task.status is not TaskStatus.PENDING:
             _, typical = self._quantile_pair()
             if age < typical - policy.interval:

@@ -192,8 +192,6 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         if reference.tzinfo is None:
             reference = reference.replace(tzinfo=UTC)
         seconds = (when - reference).total_seconds()
-    if math.isnan(seconds) or math.isinf(seconds):
-        return None
     return max(0.0, seconds)
 
 
@@ -306,7 +304,7 @@ def error_from_response(
         return None  # parse_* will say what it expected
 
     err = payload.get("error")
-    if isinstance(err, dict):
+    if isinstance(err, dict) and err:
         err_message = _text(err.get("message")) or f"HTTP {status}"
         err_code = _text(err.get("code")) or _text(err.get("type"))
         return _error_for(status if status >= 400 else 400, err_message, err_code, response, now)
@@ -326,9 +324,11 @@ def error_from_response(
     if code is not None and code not in (0, 200):
         # A business code inside the body (upstream A3/F3: 400 = request error). Success is
         # HTTP 2xx plus business data (§1.A), so the A1 placeholder ``"code": 123`` beside a
-        # ``data`` object is not an error; an odd code with no data is.
+        # ``data`` object is not an error; an odd code with no data is. An HTTP error status
+        # outranks the body's code: it is what decides whether a retry is safe.
         if 400 <= code <= 599:
-            return _error_for(code, message or f"code {code}", str(code), response, now)
+            business = status if status >= 400 else code
+            return _error_for(business, message or f"code {code}", str(code), response, now)
         if not isinstance(payload.get("data"), dict):
             business = status if status >= 400 else 400
             return _error_for(business, message or f"code {code}", str(code), response, now)

@@ -212,8 +212,36 @@ def test_batch_submit_error_is_caught_as_a_library_error() -> None:
     assert copied.handles == info.value.handles
 
 
-def test_errors_survive_pickling() -> None:
-    err = DecodeError("junk", body=b"xyz")
+PICKLED: list[CometRunwayError] = [
+    APIError("teapot", status=418, code="c", body=b"b"),
+    InvalidRequestError("bad", status=400, code="invalid_request"),
+    AuthenticationError("key", status=401),
+    TaskNotFound("task_not_exist", task_id="abc"),
+    EndpointError("html", status=404, body=b"<html>"),
+    RateLimitError("slow", retry_after=2.0),
+    ServerError("down", status=503),
+    TransportError("refused", request_sent=False),
+    DecodeError("junk", body=b"xyz"),
+    AmbiguousSubmitError("maybe", request=TextToVideo("a cat"), key="k"),
+    TaskFailed(Task("t", TaskStatus.FAILED, error="boom", error_code="X.Y")),
+    ClientStateError("closed"),
+    JournalError("corrupt"),
+]
+
+
+@pytest.mark.parametrize("err", PICKLED, ids=[type(e).__name__ for e in PICKLED])
+def test_every_error_survives_pickling(err: CometRunwayError) -> None:
     clone = pickle.loads(pickle.dumps(err))
-    assert type(clone) is DecodeError
-    assert str(clone).startswith("junk")
+    assert type(clone) is type(err)
+    assert clone.args == err.args
+    assert str(clone) == str(err)
+    assert vars(clone) == vars(err)
+
+
+def test_batch_submit_error_survives_pickling() -> None:
+    clone = pickle.loads(pickle.dumps(_batch()))
+    assert isinstance(clone, BatchSubmitError)
+    assert clone.handles == ("h0", None, "h2", None)
+    assert clone.message == "2 of 4 submits failed"
+    assert [type(e) for e in clone.exceptions] == [InvalidRequestError, TransportError]
+    assert [e.index for e in clone.exceptions] == [1, 3]  # type: ignore[attr-defined]

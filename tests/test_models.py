@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 from datetime import UTC, datetime
 from typing import Any
 
@@ -433,6 +435,11 @@ def test_models_are_frozen_hashable_values() -> None:
         request.extra["k"] = 2  # type: ignore[index]
     assert TextToVideo("a cat") == TextToVideo("a cat")
     assert hash(MotionVector(1)) == hash(MotionVector(1))
+    with_extra = TextToVideo("a cat", extra={"k": {"nested": [1]}})
+    assert hash(with_extra) == hash(TextToVideo("a cat", extra={"k": {"nested": [1]}}))
+    handles = {with_extra: "h1", RunwayTextToImage("p", reference_images=[REF]): "h2"}
+    assert handles[TextToVideo("a cat", extra={"k": {"nested": [1]}})] == "h1"
+    assert TextToVideo("a cat") not in handles  # extra still counts for equality
     assert TextToVideo("a cat") != TextToVideo("a dog")
 
 
@@ -488,3 +495,42 @@ def test_task_equality_ignores_raw() -> None:
     assert one == two
     assert "{'a': 1}" not in repr(one)
     assert one != Task("t", TaskStatus.PENDING, created_at=created)
+
+
+def test_extra_none_is_empty() -> None:
+    request = TextToVideo("p", extra=None)
+    assert dict(request.extra) == {}
+    assert request == TextToVideo("p")
+
+
+PICKLABLE: list[Any] = [
+    TextToVideo("a cat", seconds=10, extra={"options": {"x": 1}}),
+    ImageToVideo("p", image=IMG, motion_vector=MotionVector(x=1), end_image=IMG),
+    VideoToVideo("p", video=VID, flip=True),
+    ActOne(video=VID, image=IMG, callback_url="https://hooks.example/"),
+    RunwayImageToVideo([PromptFrame(IMG), PromptFrame(IMG, "last")], seed=1),
+    RunwayVideoToVideo(
+        VID, references=[VideoReference(IMG)], content_moderation=ContentModeration()
+    ),
+    RunwayVideoUpscale(VID),
+    character(body_control=True),
+    RunwayTextToImage("p", reference_images=[REF]),
+    Task("t", TaskStatus.SUCCEEDED, outputs=(VID,), created_at=datetime(2026, 1, 1, tzinfo=UTC)),
+]
+
+
+@pytest.mark.parametrize("value", PICKLABLE, ids=[type(v).__name__ for v in PICKLABLE])
+def test_models_pickle_and_copy(value: Any) -> None:
+    clone = pickle.loads(pickle.dumps(value))
+    assert clone == value
+    assert hash(clone) == hash(value)
+    assert copy.deepcopy(value) == value
+
+
+def test_extra_reads_like_a_dict() -> None:
+    request = TextToVideo("p", extra={"a": 1, "b": {"c": 2}})
+    assert request.extra == {"a": 1, "b": {"c": 2}}
+    assert list(request.extra) == ["a", "b"]
+    assert len(request.extra) == 2
+    assert request.extra["b"] == {"c": 2}
+    assert "extra={'a': 1, 'b': {'c': 2}}" in repr(request)

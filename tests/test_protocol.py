@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from cometrunway import protocol
 from cometrunway.errors import (
     APIError,
     AuthenticationError,
@@ -236,6 +237,22 @@ def test_status_and_body_choose_the_error_class(
     assert type(info.value) is kind
 
 
+def test_the_http_status_outranks_a_business_code() -> None:
+    with pytest.raises(ServerError) as info:
+        parse_submit(answer(502, {"code": 400, "msg": "upstream said no"}))
+    assert info.value.status == 502
+    assert info.value.code == "400"
+    assert submit_disposition(info.value) is SubmitDisposition.RETRY
+    with pytest.raises(RateLimitError):
+        parse_submit(answer(429, {"code": 500, "msg": "busy"}))
+
+
+def test_an_empty_error_member_is_not_an_error() -> None:
+    body = {"error": {}, "code": 200, "data": {"task_id": "ok"}}
+    assert parse_submit(answer(200, body)) == "ok"
+    assert parse_submit(answer(200, {"error": None, "id": "ok2"})) == "ok2"
+
+
 def test_redirect_names_where_it_pointed() -> None:
     response = answer(301, b"", {"Location": "https://www.cometapi.com/"})
     with pytest.raises(EndpointError) as info:
@@ -279,6 +296,14 @@ def test_error_message_and_code_from_non_string_members() -> None:
         parse_submit(answer(400, body))
     assert info.value.code == "17"
     assert info.value.message == '["field a", "field b"]'
+
+
+def test_unserialisable_error_members_are_dropped() -> None:
+    circular: list[Any] = []
+    circular.append(circular)
+    assert protocol._text(circular) is None
+    assert protocol._text({"a": float("nan")}) == '{"a": NaN}'
+    assert protocol._text("  ") is None
 
 
 def test_error_from_response_is_none_for_success() -> None:

@@ -1,0 +1,221 @@
+"""Typed events about submits and tasks, and a batch tally for progress displays.
+
+The client emits a frozen event for each thing that happens: a task created, its status or
+progress changed, it succeeded or failed, a create that may have been accepted, an id the
+server never knew. Read them from ``client.events()`` (an async iterator per reader) or pass
+``Client(on_event=callback)``. Per task, events come in the order they happened.
+
+``BatchTally`` folds events into counts per state and an ETA, for progress bars.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import TypeAlias
+
+from attrs import define, field, frozen
+
+from .models import Task, TaskStatus
+
+__all__ = [
+    "AmbiguousSubmit",
+    "BatchTally",
+    "Event",
+    "EventHub",
+    "StatusChanged",
+    "SubmitRejected",
+    "Submitted",
+    "TaskFinished",
+    "TaskLost",
+]
+
+
+@frozen
+class Submitted:
+    """A create was accepted (or a journaled one was found): ``task_id`` is known."""
+
+    task_id: str
+    key: str | None
+    request_type: str
+    label: str | None = None
+    reused: bool = False  # True: the journal already had it, nothing was paid again
+
+
+@frozen
+class StatusChanged:
+    """A poll saw a new status or progress."""
+
+    task_id: str
+    status: TaskStatus
+    progress: float | None
+    task: Task = field(repr=False)
+
+
+@frozen
+class TaskFinished:
+    """The task reached a terminal status: SUCCEEDED, FAILED or CANCELLED."""
+
+    task_id: str
+    status: TaskStatus
+    task: Task = field(repr=False)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is TaskStatus.SUCCEEDED
+
+
+@frozen
+class TaskLost:
+    """Polling stopped without a result: the id is unknown (``task_not_exist`` past the
+    grace), or polling was refused (401/403). ``error`` says which."""
+
+    task_id: str
+    error: BaseException
+
+
+@frozen
+class AmbiguousSubmit:
+    """A create may have been accepted and was not retried; settle it (journal)."""
+
+    key: str | None
+    request_type: str
+    error: BaseException
+    label: str | None = None
+
+
+@frozen
+class SubmitRejected:
+    """The server refused a create (nothing was created)."""
+
+    key: str | None
+    request_type: str
+    error: BaseException
+    label: str | None = None
+
+
+Event: TypeAlias = (
+    Submitted | StatusChanged | TaskFinished | TaskLost | AmbiguousSubmit | SubmitRejected
+)
+
+
+class EventHub:
+    """Fans events out to a callback and to every open ``events()`` reader."""
+
+    def __init__(self, callback: Callable[[Event], object] | None = None) -> None:
+        self._callback = callback
+        self._readers: list[asyncio.Queue[Event | None]] = []
+
+    @property
+    def active(self) -> bool:
+        return self._callback is not None or bool(self._readers)
+
+    def emit(self, event: Event) -> None:
+        if self._callback is not None:
+            self._callback(event)
+        for queue in self._readers:
+            queue.put_nowait(event)
+
+    def close(self) -> None:
+        for queue in self._readers:
+            queue.put_nowait(None)
+
+    async def stream(self) -> AsyncIterator[Event]:
+        """Every event from now until the client closes."""
+        queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self._readers.append(queue)
+        try:
+            while (event := await queue.get()) is not None:
+                yield event
+        finally:
+            self._readers.remove(queue)
+
+
+@define
+class BatchTally:
+    """Counts per state and an ETA for a batch, fed with ``add(event)``.
+
+    ``total`` is the number of requests in the batch. The ETA assumes the tasks still
+    running finish at the rate tasks have been finishing.
+    """
+
+    total: int
+    clock: Callable[[], float] = time.monotonic
+    submitted: int = 0
+    reused: int = 0
+    queued: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    lost: int = 0
+    ambiguous: int = 0
+    rejected: int = 0
+    started: float = field(init=False)
+    _status: dict[str, TaskStatus] = field(init=False, factory=dict)
+    _progress: dict[str, float] = field(init=False, factory=dict)
+
+    def __attrs_post_init__(self) -> None:
+        self.started = self.clock()
+
+    @property
+    def finished(self) -> int:
+        return self.succeeded + self.failed + self.lost
+
+    @property
+    def settled(self) -> int:
+        """Requests with a final answer: finished tasks plus refused or ambiguous creates."""
+        return self.finished + self.ambiguous + self.rejected
+
+    def progress_of(self, task_id: str) -> float | None:
+        return self._progress.get(task_id)
+
+    def add(self, event: Event) -> None:
+        if isinstance(event, Submitted):
+            self.submitted += 1
+            self.reused += event.reused
+            self._move(event.task_id, TaskStatus.PENDING)
+        elif isinstance(event, StatusChanged):
+            self._move(event.task_id, event.status)
+            if event.progress is not None:
+                self._progress[event.task_id] = event.progress
+        elif isinstance(event, TaskFinished):
+            self._move(event.task_id, None)
+            self._progress.pop(event.task_id, None)
+            if event.succeeded:
+                self.succeeded += 1
+            else:
+                self.failed += 1
+        elif isinstance(event, TaskLost):
+            self._move(event.task_id, None)
+            self.lost += 1
+        elif isinstance(event, AmbiguousSubmit):
+            self.ambiguous += 1
+        else:
+            self.rejected += 1
+
+    def _move(self, task_id: str, status: TaskStatus | None) -> None:
+        old = self._status.pop(task_id, None)
+        if old is TaskStatus.PENDING:
+            self.queued -= 1
+        elif old is TaskStatus.RUNNING:
+            self.running -= 1
+        if status is TaskStatus.PENDING:
+            self.queued += 1
+        elif status is TaskStatus.RUNNING:
+            self.running += 1
+        if status is not None:
+            self._status[task_id] = status
+
+    def eta(self) -> float | None:
+        """Seconds until every request is settled, at the rate seen so far; None if unknown."""
+        elapsed = self.clock() - self.started
+        left = self.total - self.settled
+        if left <= 0:
+            return 0.0
+        if self.finished == 0 or elapsed <= 0:
+            return None
+        rate = self.finished / elapsed
+        eta = left / rate
+        return eta if math.isfinite(eta) else None
