@@ -104,6 +104,12 @@ def request_key(request: HTTPRequest) -> tuple[str, str]:
     return f"sha256:{digest[:40]}", canonical
 
 
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    # Waiters may be gone; the submitter re-raises the error itself.
+    if not future.cancelled():
+        future.exception()
+
+
 def _retry_waits(policy: RetryPolicy) -> Generator[float, Any, None]:
     """Wait generator for backoff: doubling delays, ``Retry-After`` as a floor."""
     import random
@@ -192,6 +198,7 @@ class Client:
             sleep=sleep,
         )
         self._events = EventHub(on_event)
+        self._in_flight: dict[str, asyncio.Future[TaskHandle]] = {}
         self._state = _State.NEW
         self._group: asyncio.TaskGroup | None = None
         self._poller_task: asyncio.Task[None] | None = None
@@ -296,6 +303,10 @@ class Client:
             self._poller_task.cancel()
         try:
             assert self._group is not None
+            if isinstance(exc, Exception) and not isinstance(exc, asyncio.CancelledError):
+                # The block's own error propagates as it is, never wrapped in a group; the
+                # group still waits for in-flight creates and raises a poller failure.
+                exc_type, exc, tb = None, None, None
             await self._group.__aexit__(exc_type, exc, tb)
             return None
         finally:
@@ -358,27 +369,59 @@ class Client:
         if self._journal is not None:
             journal_key, canonical = request_key(http)
             journal_key = key or journal_key
-            entry, created = await self._journal.reserve(
-                journal_key,
-                request_type=type(request).__name__,
-                path=http.path,
-                body=canonical,
-                poll_route=request.poll_route,
-                label=label,
-            )
-            if not created:
-                existing = self._existing(entry, request)
-                if existing is not None:
-                    self._events.emit(
-                        Submitted(
-                            existing.task_id,
-                            entry.key,
-                            type(request).__name__,
-                            label or entry.label,
-                            reused=True,
-                        )
+            # The same request submitted twice at once in this process: the second waits for
+            # the first's outcome instead of racing it to the server.
+            running = self._in_flight.get(journal_key)
+            if running is not None:
+                return await asyncio.shield(running)
+            running = asyncio.get_running_loop().create_future()
+            running.add_done_callback(_retrieve)
+            self._in_flight[journal_key] = running
+            try:
+                handle = await self._submit_journaled(http, request, journal_key, canonical, label)
+            except BaseException as exc:
+                if isinstance(exc, asyncio.CancelledError):
+                    running.cancel()
+                else:
+                    running.set_exception(exc)
+                raise
+            else:
+                running.set_result(handle)
+                return handle
+            finally:
+                del self._in_flight[journal_key]
+        return await self._send_and_classify(http, request, None, label)
+
+    async def _submit_journaled(
+        self, http: HTTPRequest, request: Request, key: str, canonical: str, label: str | None
+    ) -> TaskHandle:
+        assert self._journal is not None
+        entry, created = await self._journal.reserve(
+            key,
+            request_type=type(request).__name__,
+            path=http.path,
+            body=canonical,
+            poll_route=request.poll_route,
+            label=label,
+        )
+        if not created:
+            existing = self._existing(entry, request)
+            if existing is not None:
+                self._events.emit(
+                    Submitted(
+                        existing.task_id,
+                        entry.key,
+                        type(request).__name__,
+                        label or entry.label,
+                        reused=True,
                     )
-                    return existing
+                )
+                return existing
+        return await self._send_and_classify(http, request, key, label)
+
+    async def _send_and_classify(
+        self, http: HTTPRequest, request: Request, journal_key: str | None, label: str | None
+    ) -> TaskHandle:
         self._counts["submits"] += 1
         request_type = type(request).__name__
         try:

@@ -27,7 +27,8 @@ What it gives a test:
   default), and ``/cdn/...`` output files with deterministic bytes and ``Range`` support.
 
 ``python -m cometrunway.testing --port 8080`` runs it in its own process: it prints its URL on
-one line and serves until SIGINT or SIGTERM. Nothing in the package imports this module.
+one line and serves until SIGINT or SIGTERM; ``GET /_fake/tasks`` then lists the tasks it
+created, for counting on the server's side. Nothing in the package imports this module.
 """
 
 from __future__ import annotations
@@ -559,6 +560,7 @@ class FakeCometAPI:
         app.router.add_get("/runwayml/v1/tasks/{task_id}", self._h_task)
         app.router.add_delete("/runwayml/v1/tasks/{task_id}", self._h_delete)
         app.router.add_get("/cdn/{task_id}/{name}", self._h_cdn)
+        app.router.add_get("/_fake/tasks", self._h_inspect)
         app.router.add_route("*", "/{tail:.*}", self._h_unknown)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await runner.setup()
@@ -810,6 +812,26 @@ class FakeCometAPI:
 
     async def _h_cdn(self, request: web.Request) -> web.StreamResponse:
         return await self._run(request, "cdn", self._cdn)
+
+    async def _h_inspect(self, request: web.Request) -> web.StreamResponse:
+        """``GET /_fake/tasks``: every task created, for tests that run the fake in its own
+        process (``python -m cometrunway.testing``) and count on the server's side."""
+        now = self.clock()
+        rows = []
+        for task in self.tasks.values():
+            self._phase(task, now)
+            rows.append(
+                {
+                    "task_id": task.task_id,
+                    "path": task.path,
+                    "prompt": task.body.get("prompt", task.body.get("promptText")),
+                    "created_wall": task.created_wall,
+                    "done": task.done,
+                    "outcome": task.outcome,
+                    "polls": task.polls,
+                }
+            )
+        return web.json_response({"tasks": rows, "requests": sum(self._kind_counts.values())})
 
     async def _h_unknown(self, request: web.Request) -> web.StreamResponse:
         # A wrong path is an HTML page, not a JSON 404 (wire reference §3.2).

@@ -430,3 +430,12 @@ async def test_a_poller_bug_surfaces_from_the_block(fake: FakeCometAPI) -> None:
             client.track("abc")
             await asyncio.sleep(10)
     assert info.group_contains(Boom)
+
+
+async def test_errors_inside_the_block_are_not_wrapped(fake: FakeCometAPI) -> None:
+    with pytest.raises(KeyError, match="mine"):
+        async with client_for(fake):
+            raise KeyError("mine")
+    with pytest.raises(ClientStateError, match="journal"):
+        async with client_for(fake) as client:
+            await client.resume()
