@@ -31,6 +31,7 @@ from .errors import (
     BatchSubmitError,
     ClientStateError,
     CometRunwayError,
+    JournalError,
     TaskNotFound,
 )
 from .events import (
@@ -396,7 +397,8 @@ class Client:
         self, http: HTTPRequest, request: Request, key: str, canonical: str, label: str | None
     ) -> TaskHandle:
         assert self._journal is not None
-        entry, created = await self._journal.reserve(
+        # One durable step claims the row and marks it SENDING before any byte leaves.
+        entry, claimed = await self._journal.reserve_sending(
             key,
             request_type=type(request).__name__,
             path=http.path,
@@ -404,28 +406,35 @@ class Client:
             poll_route=request.poll_route,
             label=label,
         )
-        if not created:
+        if not claimed:
             existing = self._existing(entry, request)
-            if existing is not None:
-                self._events.emit(
-                    Submitted(
-                        existing.task_id,
-                        entry.key,
-                        type(request).__name__,
-                        label or entry.label,
-                        reused=True,
-                    )
+            self._events.emit(
+                Submitted(
+                    existing.task_id,
+                    entry.key,
+                    type(request).__name__,
+                    label or entry.label,
+                    reused=True,
                 )
-                return existing
-        return await self._send_and_classify(http, request, key, label)
+            )
+            return existing
+        return await self._send_and_classify(http, request, key, label, claimed=True)
 
     async def _send_and_classify(
-        self, http: HTTPRequest, request: Request, journal_key: str | None, label: str | None
+        self,
+        http: HTTPRequest,
+        request: Request,
+        journal_key: str | None,
+        label: str | None,
+        *,
+        claimed: bool = False,
     ) -> TaskHandle:
         self._counts["submits"] += 1
         request_type = type(request).__name__
         try:
-            return await self._send_create(http, request, journal_key, label)
+            # The first attempt's row is already SENDING; retries mark it again.
+            sending = [claimed]
+            return await self._send_create(http, request, journal_key, label, sending)
         except CometRunwayError as exc:
             if submit_disposition(exc) is SubmitDisposition.AMBIGUOUS:
                 self._counts["ambiguous_submits"] += 1
@@ -445,7 +454,8 @@ class Client:
             self._events.emit(SubmitRejected(journal_key, request_type, exc, label))
             raise
 
-    def _existing(self, entry: JournalEntry, request: Request) -> TaskHandle | None:
+    def _existing(self, entry: JournalEntry, request: Request) -> TaskHandle:
+        """The task of a journaled request, or why it cannot be sent again."""
         if entry.task_id:
             log.info(
                 "request %s already has task %s: not submitting again", entry.key, entry.task_id
@@ -459,15 +469,21 @@ class Client:
                 request=request,
                 key=entry.key,
             )
-        return None  # queued or rejected before: safe to send
+        raise JournalError(f"journal row {entry.key!r} is {entry.state}: cannot reuse it")
 
     async def _create_once(
-        self, http: HTTPRequest, request: Request, key: str | None, label: str | None
+        self,
+        http: HTTPRequest,
+        request: Request,
+        key: str | None,
+        label: str | None,
+        sending: list[bool],
     ) -> TaskHandle:
         # One attempt runs as a child of the client's group and is shielded: if the caller
         # is cancelled mid-request, an answer that arrives is still journaled and tracked.
         group = self._check_open()
-        attempt = group.create_task(self._attempt(http, request, key, label))
+        already_sending, sending[0] = sending[0], False
+        attempt = group.create_task(self._attempt(http, request, key, label, already_sending))
         handle, error = await asyncio.shield(attempt)
         if error is not None:
             raise error
@@ -475,10 +491,15 @@ class Client:
         return handle
 
     async def _attempt(
-        self, http: HTTPRequest, request: Request, key: str | None, label: str | None
+        self,
+        http: HTTPRequest,
+        request: Request,
+        key: str | None,
+        label: str | None,
+        already_sending: bool,
     ) -> tuple[TaskHandle | None, CometRunwayError | None]:
         journal = self._journal
-        if journal is not None and key is not None:
+        if journal is not None and key is not None and not already_sending:
             await journal.mark_sending(key)  # durable before the bytes may leave
         submitted_at = self._clock()
         try:
@@ -715,12 +736,45 @@ class Client:
         dest: str | os.PathLike[str],
         *,
         progress: Any = None,
+        route: PollRoute | None = None,
     ) -> list[Path]:
-        """Stream a finished task's outputs to ``dest`` (a folder, or a file path)."""
+        """Stream a finished task's outputs to ``dest`` (a folder, or a file path).
+
+        ``route`` is where to re-poll the task once if a URL has expired (a handle knows its
+        own; None guesses). See ``cometrunway.download.download_task``.
+        """
         from .download import download_task
 
         self._check_open()
         if isinstance(task, TaskHandle):
+            route = route or task.poll_route
             task = await task
-        paths: list[Path] = await download_task(self, task, Path(dest), progress=progress)
+        paths: list[Path] = await download_task(
+            self, task, Path(dest), progress=progress, route=route, retry=self._retry
+        )
         return paths
+
+    async def download_many(
+        self,
+        tasks: Iterable[Task | TaskHandle],
+        dest: str | os.PathLike[str],
+        *,
+        max_concurrency: int = 4,
+    ) -> list[list[Path]]:
+        """Download several tasks into the folder ``dest``; paths per task, in input order.
+        See ``cometrunway.download.download_many`` (raises ``BatchDownloadError``)."""
+        from .download import download_many
+
+        self._check_open()
+        return await download_many(
+            self, tasks, Path(dest), max_concurrency=max_concurrency, retry=self._retry
+        )
+
+    def callback_app(
+        self, path: str = "/runway/callback", *, max_body_bytes: int = 256 * 1024
+    ) -> aiohttp.web.Application:
+        """An ``aiohttp.web.Application`` receiving this client's callbacks on ``POST path``;
+        each one wakes the poller for its task. See ``cometrunway.webhooks.aiohttp_app``."""
+        from .webhooks import aiohttp_app
+
+        return aiohttp_app(self, path=path, max_body_bytes=max_body_bytes)

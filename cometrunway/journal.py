@@ -161,6 +161,20 @@ class Journal(Protocol):
         """
         ...
 
+    async def reserve_sending(
+        self,
+        key: str,
+        *,
+        request_type: str,
+        path: str,
+        body: str,
+        poll_route: str,
+        label: str | None = None,
+    ) -> tuple[JournalEntry, bool]:
+        """Reserve ``key`` and mark it SENDING in one durable step; True: send it now.
+        An existing row that is not QUEUED/REJECTED comes back unchanged with False."""
+        ...
+
     async def mark_sending(self, key: str) -> None:
         """QUEUED/REJECTED → SENDING, durably, before the create's bytes leave."""
         ...
@@ -920,6 +934,42 @@ class SQLiteJournal:
             existing = self._fetch_key(conn, key)
             assert existing is not None
             return existing, False
+
+        return await self._call(op, write=True)
+
+    async def reserve_sending(
+        self,
+        key: str,
+        *,
+        request_type: str,
+        path: str,
+        body: str,
+        poll_route: str,
+        label: str | None = None,
+    ) -> tuple[JournalEntry, bool]:
+        """``reserve`` and ``mark_sending`` in one durable step: a new row, or an existing
+        QUEUED/REJECTED one, becomes SENDING and the bool is True (send it now). Any other
+        existing row comes back unchanged with False."""
+        _check_route(poll_route)
+
+        def op(conn: sqlite3.Connection) -> tuple[JournalEntry, bool]:
+            now = self._clock()
+            inserted = conn.execute(
+                "INSERT INTO entries (key, request_type, path, body, poll_route, state, "
+                "created_at, updated_at, label, sending_by) "
+                "VALUES (?, ?, ?, ?, ?, 'sending', ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+                (key, request_type, path, body, poll_route, now, now, label, self._instance),
+            ).rowcount
+            claimed = bool(inserted) or bool(
+                conn.execute(
+                    "UPDATE entries SET state = 'sending', sending_by = ?, updated_at = ? "
+                    "WHERE key = ? AND state IN ('queued', 'rejected')",
+                    (self._instance, now, key),
+                ).rowcount
+            )
+            entry = self._fetch_key(conn, key)
+            assert entry is not None
+            return entry, claimed
 
         return await self._call(op, write=True)
 
