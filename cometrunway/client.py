@@ -150,6 +150,7 @@ class Client:
         base_url: str = DEFAULT_BASE_URL,
         runway_version: str | None = DEFAULT_RUNWAY_VERSION,
         callback_url: str | None = None,
+        callback_token: str | None = None,
         session: aiohttp.ClientSession | None = None,
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen value
         poll: PollPolicy = PollPolicy(),  # noqa: B008 - frozen value
@@ -176,8 +177,13 @@ class Client:
             raise TypeError(f"poll must be a PollPolicy, got {poll!r}")
         self._api_key = api_key.strip()
         # A secret in the callback URL lets the receiver tell CometAPI's posts from forgeries
-        # (callbacks are unsigned, wire reference §4).
-        self._callback_token = secrets.token_urlsafe(24)
+        # (callbacks are unsigned, wire reference §4). Give a stable one when callbacks must
+        # survive a restart (resume) or reach other worker processes.
+        if callback_token is not None and (
+            not isinstance(callback_token, str) or len(callback_token) < 16
+        ):
+            raise ValueError("callback_token must be a secret string of at least 16 characters")
+        self._callback_token = callback_token or secrets.token_urlsafe(24)
         self._base_url = base_url.rstrip("/")
         self._runway_version = runway_version
         self._callback_url = callback_url

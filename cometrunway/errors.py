@@ -16,7 +16,12 @@
     ├── TaskFailed(task)                       the remote task ended FAILED or CANCELLED
     ├── ClientStateError                       used outside its lifecycle (``RuntimeError``)
     ├── JournalError                           journal file corrupt, foreign or newer
-    └── BatchSubmitError(handles)              part of a batch failed (``ExceptionGroup``)
+    ├── DownloadError                          an output could not be downloaded
+    │   ├── OutputExpired                      URL expired even after re-polling (also APIError)
+    │   ├── OutputRejected                     the output host refused (also APIError)
+    │   └── DownloadInterrupted                transfer kept failing (also TransportError)
+    ├── BatchSubmitError(handles)              part of a batch failed (``ExceptionGroup``)
+    └── BatchDownloadError(paths)              part of download_many failed (``ExceptionGroup``)
 
 What to catch:
 
@@ -39,13 +44,18 @@ __all__ = [
     "APIError",
     "AmbiguousSubmitError",
     "AuthenticationError",
+    "BatchDownloadError",
     "BatchSubmitError",
     "ClientStateError",
     "CometRunwayError",
     "DecodeError",
+    "DownloadError",
+    "DownloadInterrupted",
     "EndpointError",
     "InvalidRequestError",
     "JournalError",
+    "OutputExpired",
+    "OutputRejected",
     "RateLimitError",
     "ServerError",
     "TaskFailed",
@@ -223,7 +233,28 @@ class JournalError(CometRunwayError):
     """The journal store cannot be used: corrupt, not a journal, or a newer schema."""
 
 
-class BatchSubmitError(ExceptionGroup[Exception], CometRunwayError):
+class _PartialBatch(ExceptionGroup[Exception], CometRunwayError):
+    """A batch operation in which some inputs failed; ``results`` has one entry per input."""
+
+    results: tuple[Any, ...]
+
+    def __new__(
+        cls, message: str, exceptions: Sequence[Exception], results: Sequence[Any] = ()
+    ) -> Self:
+        self = super().__new__(cls, message, exceptions)
+        self.results = tuple(results)
+        return self
+
+    def __init__(
+        self, message: str, exceptions: Sequence[Exception], results: Sequence[Any] = ()
+    ) -> None:
+        super().__init__(message, exceptions)
+
+    def derive(self, excs: Sequence[Exception]) -> Self:  # type: ignore[override]
+        return type(self)(self.message, excs, self.results)
+
+
+class BatchSubmitError(_PartialBatch):
     """Some requests of ``submit_many`` failed; every request was still attempted.
 
     ``handles`` has one entry per input, in input order: the ``TaskHandle`` of a created (or
@@ -231,19 +262,35 @@ class BatchSubmitError(ExceptionGroup[Exception], CometRunwayError):
     ``.index``, the input position it belongs to, and says why.
     """
 
-    handles: tuple[Any, ...]
+    @property
+    def handles(self) -> tuple[Any, ...]:
+        return self.results
 
-    def __new__(
-        cls, message: str, exceptions: Sequence[Exception], handles: Sequence[Any] = ()
-    ) -> Self:
-        self = super().__new__(cls, message, exceptions)
-        self.handles = tuple(handles)
-        return self
 
-    def __init__(
-        self, message: str, exceptions: Sequence[Exception], handles: Sequence[Any] = ()
-    ) -> None:
-        super().__init__(message, exceptions)
+class DownloadError(CometRunwayError):
+    """An output could not be downloaded (see the subclasses for why)."""
 
-    def derive(self, excs: Sequence[Exception]) -> BatchSubmitError:  # type: ignore[override]
-        return BatchSubmitError(self.message, excs, self.handles)
+
+class OutputExpired(DownloadError, APIError):
+    """The output URL was refused as expired (403/404/410), even after re-polling the task
+    for a fresh one. Poll the task again (``client.fetch``) later, or regenerate it."""
+
+
+class OutputRejected(DownloadError, APIError):
+    """The output host answered an error that retrying will not fix."""
+
+
+class DownloadInterrupted(DownloadError, TransportError):
+    """The transfer kept failing (connection, timeouts, short bodies, 5xx) after retries."""
+
+
+class BatchDownloadError(_PartialBatch):
+    """Some tasks of ``download_many`` failed; every task was still attempted.
+
+    ``paths`` has one entry per input, in input order: the list of files written, or None
+    where that task failed. Each exception carries ``.index``, its input position.
+    """
+
+    @property
+    def paths(self) -> tuple[Any, ...]:
+        return self.results

@@ -89,7 +89,7 @@ class TaskHandle:
         if self._client is None:
             raise RuntimeError("this handle has no client to download with")
         task = await self
-        return await self._client.download(task, dest, progress=progress)
+        return await self._client.download(task, dest, progress=progress, route=self.poll_route)
 
     # --- used by the poller -------------------------------------------------------------
 

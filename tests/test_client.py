@@ -439,3 +439,13 @@ async def test_errors_inside_the_block_are_not_wrapped(fake: FakeCometAPI) -> No
     with pytest.raises(ClientStateError, match="journal"):
         async with client_for(fake) as client:
             await client.resume()
+
+
+async def test_stable_callback_token_survives_a_new_client(fake: FakeCometAPI) -> None:
+    token = "a-stable-secret-token-0123"
+    one = client_for(fake, callback_url="https://hooks.example.com/cb", callback_token=token)
+    two = client_for(fake, callback_url="https://hooks.example.com/cb", callback_token=token)
+    assert one.callback_url == two.callback_url == f"https://hooks.example.com/cb?token={token}"
+    assert client_for(fake).callback_token != client_for(fake).callback_token
+    with pytest.raises(ValueError, match="16 characters"):
+        client_for(fake, callback_token="short")
