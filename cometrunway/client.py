@@ -15,7 +15,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -111,23 +111,6 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-def _retry_waits(policy: RetryPolicy) -> Generator[float, Any, None]:
-    """Wait generator for backoff: doubling delays, ``Retry-After`` as a floor."""
-    import random
-
-    error = yield 0.0  # backoff primes the generator with None
-    attempt = 0
-    while True:
-        attempt += 1
-        delay = policy.delay(attempt)
-        if policy.jitter:
-            delay *= random.uniform(1, 1 + policy.jitter)
-        retry_after = getattr(error, "retry_after", None)
-        if isinstance(retry_after, int | float):
-            delay = max(delay, float(retry_after))
-        error = yield delay
-
-
 class Client:
     """An asyncio client for CometAPI's Runway routes.
 
@@ -211,14 +194,13 @@ class Client:
         self._poller_task: asyncio.Task[None] | None = None
         self._counts = dict.fromkeys(("submits", "submit_retries", "ambiguous_submits"), 0)
         self._send_create = backoff.on_exception(
-            _retry_waits,
+            retry.waits,
             CometRunwayError,
             max_tries=retry.max_tries,
             giveup=lambda exc: submit_disposition(exc) is not SubmitDisposition.RETRY,
             jitter=None,
             on_backoff=self._on_submit_backoff,
             logger=None,
-            policy=retry,
         )(self._create_once)
 
     @classmethod

@@ -25,10 +25,9 @@ import asyncio
 import inspect
 import logging
 import os
-import random
 import re
 import secrets
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any, Protocol
 from urllib.parse import unquote, urlsplit
@@ -203,21 +202,6 @@ def _plan(task: Task, dest: Path, *, folder: bool | None) -> list[_Output]:
 
 
 # ---------------------------------------------------------------- one file
-
-
-def _waits(policy: RetryPolicy) -> Generator[float, Any, None]:
-    """Wait generator for backoff: doubling delays with jitter, ``Retry-After`` as a floor."""
-    error = yield 0.0  # backoff primes the generator with None
-    attempt = 0
-    while True:
-        attempt += 1
-        delay = policy.delay(attempt)
-        if policy.jitter:
-            delay *= random.uniform(1, 1 + policy.jitter)
-        retry_after = getattr(error, "retry_after", None)
-        if isinstance(retry_after, int | float):
-            delay = max(delay, min(float(retry_after), _MAX_RETRY_AFTER))
-        error = yield delay
 
 
 def _parse_retry_after(value: str | None) -> float | None:
@@ -416,14 +400,14 @@ async def _fetch_to(
         )
 
     run = backoff.on_exception(
-        _waits,
+        retry.waits,
         _Transient,
         max_tries=None,
         giveup=give_up,
         jitter=None,
         on_backoff=on_backoff,
         logger=None,
-        policy=retry,
+        max_retry_after=_MAX_RETRY_AFTER,
     )(_attempt)
     done = False
     try:

@@ -6,6 +6,8 @@ Frozen values with defaults in seconds; tests pass tiny values instead of patchi
 from __future__ import annotations
 
 import math
+import random
+from collections.abc import Generator
 from typing import Any
 
 import attrs
@@ -50,6 +52,22 @@ class RetryPolicy:
     def delay(self, attempt: int) -> float:
         """The wait before retry number ``attempt`` (1-based), without jitter."""
         return float(min(self.max_delay, self.base_delay * 2.0 ** max(0, attempt - 1)))
+
+    def waits(self, *, max_retry_after: float = math.inf) -> Generator[float, Any, None]:
+        """A wait generator for ``backoff``: doubling delays with jitter, and the failed
+        attempt's ``retry_after`` (sent in by backoff) as a floor, capped at
+        ``max_retry_after``."""
+        error = yield 0.0  # backoff primes the generator with None
+        attempt = 0
+        while True:
+            attempt += 1
+            delay = self.delay(attempt)
+            if self.jitter:
+                delay *= random.uniform(1, 1 + self.jitter)
+            retry_after = getattr(error, "retry_after", None)
+            if isinstance(retry_after, int | float):
+                delay = max(delay, min(float(retry_after), max_retry_after))
+            error = yield delay
 
 
 @frozen
