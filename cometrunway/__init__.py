@@ -30,6 +30,16 @@ from .errors import (
     TaskNotFound,
     TransportError,
 )
+from .events import (
+    AmbiguousSubmit,
+    BatchTally,
+    Event,
+    StatusChanged,
+    SubmitRejected,
+    Submitted,
+    TaskFinished,
+    TaskLost,
+)
 from .handles import TaskHandle
 from .models import (
     ActOne,
@@ -57,10 +67,12 @@ __version__ = "0.1.0"
 __all__ = [
     "APIError",
     "ActOne",
+    "AmbiguousSubmit",
     "AmbiguousSubmitError",
     "AuthenticationError",
     "BatchDownloadError",
     "BatchSubmitError",
+    "BatchTally",
     "Client",
     "ClientStateError",
     "ClientStatistics",
@@ -70,6 +82,7 @@ __all__ = [
     "DownloadError",
     "DownloadInterrupted",
     "EndpointError",
+    "Event",
     "ImageToVideo",
     "InvalidRequestError",
     "JournalError",
@@ -88,9 +101,14 @@ __all__ = [
     "RunwayVideoToVideo",
     "RunwayVideoUpscale",
     "ServerError",
+    "StatusChanged",
+    "SubmitRejected",
+    "Submitted",
     "Task",
     "TaskFailed",
+    "TaskFinished",
     "TaskHandle",
+    "TaskLost",
     "TaskNotFound",
     "TaskStatus",
     "TextToVideo",

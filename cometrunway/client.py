@@ -222,10 +222,12 @@ class Client:
 
     @property
     def base_url(self) -> str:
+        """The API's base URL, without a trailing slash."""
         return self._base_url
 
     @property
     def journal(self) -> Journal | None:
+        """The open journal store, or None without one."""
         return self._journal
 
     @property
@@ -665,6 +667,7 @@ class Client:
         return self._poller.wake(task_id)
 
     def statistics(self) -> ClientStatistics:
+        """Counts since the client opened: submits, retries, 429s, and the poller's side."""
         return ClientStatistics(
             rate_limited=self._budget.rate_limited,
             request_rate=self._budget.rate,

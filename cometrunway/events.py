@@ -122,10 +122,14 @@ class EventHub:
         for queue in self._readers:
             queue.put_nowait(None)
 
-    async def stream(self) -> AsyncIterator[Event]:
-        """Every event from now until the client closes."""
+    def stream(self) -> AsyncIterator[Event]:
+        """Every event from this call on (subscribed at once, not at the first iteration),
+        until the client closes."""
         queue: asyncio.Queue[Event | None] = asyncio.Queue()
         self._readers.append(queue)
+        return self._read(queue)
+
+    async def _read(self, queue: asyncio.Queue[Event | None]) -> AsyncIterator[Event]:
         try:
             while (event := await queue.get()) is not None:
                 yield event

@@ -38,7 +38,7 @@ def _positive_int(inst: object, attribute: attrs.Attribute[Any], value: object) 
 
 @frozen
 class RetryPolicy:
-    """Retries of requests that certainly were not accepted (and of polls).
+    """Retries of creates that certainly were not accepted, and of downloads.
 
     ``max_tries`` counts the first attempt. Waits grow from ``base_delay`` doubling up to
     ``max_delay``, with jitter; a 429's ``Retry-After`` is a floor, never shortened.

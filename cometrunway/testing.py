@@ -1,8 +1,8 @@
 """A fake CometAPI for tests: every Runway route, in-process, on 127.0.0.1.
 
-``FakeCometAPI`` is a real aiohttp server that answers like CometAPI's Runway routes as the
-wire reference (``cometapi-runway.md``) documents them, so a client, a batch pipeline or a
-webhook receiver can be tested end to end without the network or any money::
+``FakeCometAPI`` is a real aiohttp server that answers like CometAPI's Runway routes as their
+docs describe them (the "CometAPI quirks" page lists every variant), so a client, a batch
+pipeline or a webhook receiver can be tested end to end without the network or money::
 
     from cometrunway import Client, TextToVideo
     from cometrunway.testing import FakeCometAPI, Fault, Lifecycle
