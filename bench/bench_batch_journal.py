@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from cometrunway import Client, PollPolicy, TextToVideo
-
 from _fakeproc import fake_process
+
+from cometrunway import Client, PollPolicy, TextToVideo
 
 
 async def batch(url: str, n: int, tag: str, journal: Path | None) -> tuple[float, int]:
@@ -47,9 +47,12 @@ async def main() -> None:
     parser.add_argument("--task-seconds", type=float, default=8.0)
     args = parser.parse_args()
     queued = args.task_seconds / 4
-    with fake_process(
-        "--queued-for", str(queued), "--running-for", str(args.task_seconds - queued)
-    ) as url, tempfile.TemporaryDirectory() as folder:
+    with (
+        fake_process(
+            "--queued-for", str(queued), "--running-for", str(args.task_seconds - queued)
+        ) as url,
+        tempfile.TemporaryDirectory() as folder,
+    ):
         plain, plain_requests = await batch(url, args.tasks, "plain", None)
         journaled, journaled_requests = await batch(
             url, args.tasks, "journaled", Path(folder) / "run.sqlite"

@@ -16,10 +16,9 @@ import json
 import time
 
 import aiohttp
+from _fakeproc import fake_process
 
 from cometrunway import Client, PollPolicy, TextToVideo
-
-from _fakeproc import fake_process
 
 HEADERS = {
     "Authorization": "Bearer bench",
@@ -43,7 +42,9 @@ async def bare(url: str, n: int, concurrency: int) -> float:
         async def worker() -> None:
             for i in todo:
                 payload = json.dumps({**body, "prompt": f"bare {i}"})
-                async with session.post(f"{url}/runway/pro/generate", data=payload, headers=HEADERS) as r:
+                async with session.post(
+                    f"{url}/runway/pro/generate", data=payload, headers=HEADERS
+                ) as r:
                     task_id = json.loads(await r.read())["data"]["task_id"]
                 poll = json.dumps({"task_id": task_id})
                 async with session.post(f"{url}/runway/feed", data=poll, headers=HEADERS) as r:

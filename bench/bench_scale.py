@@ -14,9 +14,9 @@ import asyncio
 import gc
 import time
 
-from cometrunway import Client, PollPolicy, TextToVideo
-
 from _fakeproc import fake_process, rss_bytes
+
+from cometrunway import Client, PollPolicy, TextToVideo
 
 
 async def measure(url: str, n: int, window: float, rate: float) -> tuple[float, float, int]:
