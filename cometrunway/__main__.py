@@ -1,0 +1,8 @@
+"""``python -m cometrunway`` runs the command line (same as the ``cometrunway`` command)."""
+
+from __future__ import annotations
+
+from .cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

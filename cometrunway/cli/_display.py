@@ -1,0 +1,499 @@
+"""What the user sees while tasks run: a live rich view, plain log lines, or JSON lines.
+
+* ``LiveDisplay`` (stdout is a terminal and rich is installed): a progress bar over the
+  whole batch, counts per state from ``BatchTally``, the ETA, downloads, and the running
+  tasks with the most progress, each with its own bar. Polls are sparse on purpose (the
+  poller aims just after a task's estimated finish), so a task's bar moves between polls
+  at the rate its progress was last seen rising: the picture stays smooth at no API cost.
+* ``PlainDisplay`` (stdout is a file or a pipe, or ``--plain``): one line per submitted or
+  finished task and per download, and a summary line every few seconds.
+* ``JsonDisplay`` (``--json``): one JSON object per event on stdout, then one per result
+  and a summary; human notes go to stderr.
+
+rich is imported only by ``LiveDisplay``: without it the CLI falls back to plain lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, TextIO, cast
+
+import attrs
+
+from ..events import (
+    AmbiguousSubmit,
+    BatchTally,
+    Event,
+    StatusChanged,
+    SubmitRejected,
+    Submitted,
+    TaskFinished,
+    TaskLost,
+)
+from ..models import TaskStatus
+from ._common import emit_json, note, redact, say, task_json
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+    from rich.live import Live
+
+__all__ = ["Display", "JsonDisplay", "LiveDisplay", "PlainDisplay", "make_display"]
+
+
+def _clock() -> str:
+    return time.strftime("%H:%M:%S")
+
+
+def duration(seconds: float | None) -> str:
+    """``1:05`` / ``1:02:03``; ``?`` when unknown."""
+    if seconds is None:
+        return "?"
+    whole = max(0, round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+@attrs.define
+class _Running:
+    """What a display remembers of one task still going."""
+
+    status: TaskStatus
+    seen: float
+    progress: float | None = None
+    at: float = 0.0
+    rate: float | None = None  # progress per second, from the last two different readings
+
+
+class Display:
+    """The common part: a ``BatchTally`` and per-task state, fed with client events.
+
+    ``on_event`` is called from the client's ``on_event`` hook; ``on_download`` by the
+    runner; ``finish`` once, with the result records, after the work is over.
+    """
+
+    def __init__(self, total: int, title: str) -> None:
+        self.tally = BatchTally(total)
+        self.title = title
+        self.labels: dict[str, str] = {}
+        self.running: dict[str, _Running] = {}
+        self.downloads_done = 0
+        self.downloads_failed = 0
+        self.downloading = 0
+        self.started = time.monotonic()
+        self.active = False
+
+    def who(self, task_id: str) -> str:
+        """``task_id  label``, or the id alone when the label is the id (wait, download)."""
+        label = self.labels.get(task_id, task_id)
+        return task_id if label == task_id else f"{task_id}  {label}"
+
+    def start(self) -> None:
+        self.started = time.monotonic()
+        self.active = True
+
+    def stop(self) -> None:
+        self.active = False
+
+    def on_event(self, event: Event) -> None:
+        self.tally.add(event)
+        now = time.monotonic()
+        if isinstance(event, Submitted):
+            if event.label:
+                self.labels.setdefault(event.task_id, event.label)
+            self.running[event.task_id] = _Running(TaskStatus.PENDING, now)
+        elif isinstance(event, StatusChanged):
+            state = self.running.setdefault(event.task_id, _Running(event.status, now))
+            state.status = event.status
+            if event.progress is not None:
+                if state.progress is not None and event.progress > state.progress:
+                    state.rate = (event.progress - state.progress) / max(now - state.at, 1e-3)
+                state.progress, state.at = event.progress, now
+        elif isinstance(event, TaskFinished | TaskLost):
+            self.running.pop(event.task_id, None)
+
+    def shown_progress(self, state: _Running, now: float) -> float | None:
+        """The last progress seen, carried forward at its last rate (never past 99%)."""
+        if state.progress is None:
+            return None
+        if state.rate is None:
+            return state.progress
+        return min(0.99, state.progress + state.rate * (now - state.at))
+
+    def track(self, task_id: str, label: str) -> None:
+        """A task followed without a ``Submitted`` event (resume, wait)."""
+        self.labels[task_id] = label
+        self.running.setdefault(task_id, _Running(TaskStatus.PENDING, time.monotonic()))
+
+    def download_started(self, task_id: str) -> None:
+        self.downloading += 1
+
+    def on_download(self, task_id: str, paths: Sequence[Path] | None, error: str | None) -> None:
+        self.downloading -= 1
+        if error is None:
+            self.downloads_done += 1
+        else:
+            self.downloads_failed += 1
+
+    def finish(self, records: Sequence[Mapping[str, Any]], summary: Mapping[str, Any]) -> None:
+        say(summary_line(summary))
+
+
+def summary_line(summary: Mapping[str, Any]) -> str:
+    parts = [f"{summary.get('succeeded', 0)} succeeded"]
+    for name in ("failed", "lost", "rejected", "ambiguous", "not_submitted"):
+        count = summary.get(name, 0)
+        if count:
+            parts.append(f"{count} {name.replace('_', ' ')}")
+    reused = summary.get("reused", 0)
+    if reused:
+        parts.append(f"{reused} already in the journal (not paid again)")
+    line = f"done in {duration(summary.get('seconds'))}: " + ", ".join(parts)
+    if summary.get("download_dir"):
+        failed = summary.get("download_failed", 0)
+        line += f"\nfiles: {summary.get('files', 0)} in {summary['download_dir']}" + (
+            f" ({failed} download{'s' if failed != 1 else ''} failed)" if failed else ""
+        )
+    if summary.get("results"):
+        line += f"\nresults: {summary['results']}"
+    return line
+
+
+# ---------------------------------------------------------------- JSON lines
+
+
+def event_json(event: Event, label: str | None = None) -> dict[str, Any]:
+    """A client event as a JSON object with an ``event`` field naming its kind."""
+    if isinstance(event, Submitted):
+        return {
+            "event": "submitted",
+            "task_id": event.task_id,
+            "key": event.key,
+            "type": event.request_type,
+            "label": event.label or label,
+            "reused": event.reused,
+        }
+    if isinstance(event, StatusChanged):
+        return {
+            "event": "status",
+            "task_id": event.task_id,
+            "status": event.status.value,
+            "progress": event.progress,
+        }
+    if isinstance(event, TaskFinished):
+        return {"event": "finished", "label": label, **task_json(event.task)}
+    if isinstance(event, TaskLost):
+        return {
+            "event": "lost",
+            "task_id": event.task_id,
+            "label": label,
+            "error": str(event.error),
+        }
+    kind = "ambiguous" if isinstance(event, AmbiguousSubmit) else "rejected"
+    return {
+        "event": kind,
+        "key": event.key,
+        "type": event.request_type,
+        "label": event.label,
+        "error": str(event.error),
+    }
+
+
+class JsonDisplay(Display):
+    """``--json``: events, downloads, results and a summary as JSON lines on stdout."""
+
+    def on_event(self, event: Event) -> None:
+        super().on_event(event)
+        task_id = getattr(event, "task_id", None)
+        emit_json(event_json(event, self.labels.get(task_id) if task_id else None))
+
+    def on_download(self, task_id: str, paths: Sequence[Path] | None, error: str | None) -> None:
+        super().on_download(task_id, paths, error)
+        if error is None:
+            emit_json({"event": "downloaded", "task_id": task_id, "files": list(paths or ())})
+        else:
+            emit_json({"event": "download_failed", "task_id": task_id, "error": error})
+
+    def finish(self, records: Sequence[Mapping[str, Any]], summary: Mapping[str, Any]) -> None:
+        for record in records:
+            emit_json({"event": "result", **record})
+        emit_json({"event": "summary", **summary})
+
+
+# ---------------------------------------------------------------- plain lines
+
+
+class PlainDisplay(Display):
+    """Log lines on stdout, for files, pipes and CI logs."""
+
+    def __init__(self, total: int, title: str, *, every: float = 10.0) -> None:
+        super().__init__(total, title)
+        self.every = every
+        self._ticker: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        super().start()
+        say(f"{_clock()} {self.title}")
+        if self.tally.total > 1:
+            self._ticker = asyncio.get_running_loop().create_task(self._tick())
+
+    def stop(self) -> None:
+        super().stop()
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.every)
+            say(f"{_clock()} {self.progress_line()}")
+
+    def progress_line(self) -> str:
+        t = self.tally
+        line = (
+            f"{t.settled}/{t.total} done · {t.queued} queued · {t.running} running · "
+            f"{t.succeeded} succeeded · {t.failed + t.lost} failed"
+        )
+        if self.downloads_done or self.downloading:
+            line += f" · {self.downloads_done} downloaded"
+        eta = t.eta()
+        return line + (f" · ETA {duration(eta)}" if eta else "")
+
+    def on_event(self, event: Event) -> None:
+        super().on_event(event)
+        if not self.active or isinstance(event, StatusChanged):
+            return
+        line = self._line(event)
+        if line:
+            say(f"{_clock()} {line}")
+
+    def _line(self, event: Event) -> str:
+        if isinstance(event, Submitted):
+            what = "reused   " if event.reused else "submitted"
+            tail = "  (already in the journal: not paid again)" if event.reused else ""
+            count = f"[{self.tally.submitted}/{self.tally.total}]"
+            return f"{what} {count} {self.who(event.task_id)}{tail}"
+        if isinstance(event, TaskFinished):
+            task = event.task
+            if event.succeeded:
+                url = task.video_url or (task.outputs[0] if task.outputs else "")
+                return f"succeeded {self.who(task.task_id)}  {url}".rstrip()
+            code = f" [{task.error_code}]" if task.error_code else ""
+            reason = task.error or "no reason given"
+            word = event.status.value.lower()
+            return f"{word:<9} {self.who(task.task_id)}: {reason}{code}"
+        if isinstance(event, TaskLost):
+            return f"lost      {self.who(event.task_id)}: {event.error}"
+        if isinstance(event, AmbiguousSubmit):
+            return f"ambiguous {event.label or event.key}: {event.error}"
+        if isinstance(event, SubmitRejected):
+            return f"rejected  {event.label or event.key}: {event.error}"
+        return ""
+
+    def on_download(self, task_id: str, paths: Sequence[Path] | None, error: str | None) -> None:
+        super().on_download(task_id, paths, error)
+        if error is not None:
+            say(f"{_clock()} download failed {task_id}: {error}")
+            return
+        files = list(paths or ())
+        more = f" (+{len(files) - 1} more)" if len(files) > 1 else ""
+        say(f"{_clock()} saved     {task_id}  {files[0] if files else '-'}{more}")
+
+
+# ---------------------------------------------------------------- live (rich)
+
+
+class _Redacting:
+    """The stream rich writes to: the real stdout (held, not looked up, since the live view
+    swaps ``sys.stdout`` for a proxy that writes back here), with secrets redacted."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(redact(text))
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self._stream, "encoding", None) or "utf-8"
+
+
+class LiveDisplay(Display):
+    """A live rich view on stdout; requires rich (the ``cli`` extra)."""
+
+    TOP = 6  # running tasks shown with their own bar
+
+    def __init__(self, total: int, title: str) -> None:
+        super().__init__(total, title)
+        from rich.console import Console
+
+        stream = cast("IO[str]", _Redacting(sys.stdout))
+        self.console: Console = Console(file=stream, force_terminal=True)
+        self._live: Live | None = None
+
+    def start(self) -> None:
+        from rich.live import Live
+
+        super().start()
+        self._live = Live(
+            console=self.console,
+            get_renderable=self._render,
+            refresh_per_second=8,
+            transient=False,
+            # Diagnostics print above the view when they share its terminal; redirected to
+            # a file, stderr is left alone.
+            redirect_stderr=sys.stderr.isatty(),
+        )
+        self._live.start()
+
+    def stop(self) -> None:
+        super().stop()
+        if self._live is not None:
+            with contextlib.suppress(Exception):
+                self._live.refresh()
+            self._live.stop()
+            self._live = None
+
+    def on_event(self, event: Event) -> None:
+        from rich.text import Text
+
+        super().on_event(event)
+        if not self.active:
+            return
+        # Outcomes that need attention are printed above the live view, so they stay.
+        # Text objects, not markup: messages may hold brackets ("[SAFETY.INPUT.TEXT]").
+        if isinstance(event, TaskFinished) and not event.succeeded:
+            task = event.task
+            code = f" [{task.error_code}]" if task.error_code else ""
+            reason = f"{task.error or 'no reason given'}{code}"
+            self.console.print(
+                Text.assemble(
+                    (event.status.value.lower(), "red"),
+                    f" {self.who(task.task_id)}: {reason}",
+                )
+            )
+        elif isinstance(event, TaskLost):
+            self.console.print(
+                Text.assemble(("lost", "red"), f" {self.who(event.task_id)}: {event.error}")
+            )
+        elif isinstance(event, AmbiguousSubmit | SubmitRejected):
+            word = "ambiguous" if isinstance(event, AmbiguousSubmit) else "rejected"
+            name = event.label or event.key
+            self.console.print(Text.assemble((word, "red"), f" {name}: {event.error}"))
+
+    def _render(self) -> RenderableType:
+        from rich.console import Group
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+        from rich.text import Text
+
+        t = self.tally
+        now = time.monotonic()
+        elapsed = now - self.started
+        head = Table.grid(padding=(0, 1))
+        head.add_row(
+            ProgressBar(total=max(t.total, 1), completed=t.settled, width=40),
+            Text(f"{t.settled}/{t.total}", style="bold"),
+            Text(f"{elapsed:>5.0f}s", style="dim"),
+            Text(f"ETA {duration(t.eta())}" if t.settled < t.total else "done", style="cyan"),
+        )
+        counts = Text.assemble(
+            ("queued ", "dim"),
+            (str(t.queued), "yellow"),
+            ("  running ", "dim"),
+            (str(t.running), "blue"),
+            ("  succeeded ", "dim"),
+            (str(t.succeeded), "green"),
+            ("  failed ", "dim"),
+            (str(t.failed + t.lost), "red" if t.failed + t.lost else "dim"),
+        )
+        for name, count in (("rejected", t.rejected), ("ambiguous", t.ambiguous)):
+            if count:
+                counts.append(f"  {name} ", "dim")
+                counts.append(str(count), "red")
+        if t.reused:
+            counts.append("  reused ", "dim")
+            counts.append(str(t.reused), "magenta")
+        if self.downloads_done or self.downloading or self.downloads_failed:
+            counts.append("  downloaded ", "dim")
+            counts.append(str(self.downloads_done), "green")
+            if self.downloading:
+                counts.append(f" (+{self.downloading} in progress)", "dim")
+        parts: list[RenderableType] = [Text(self.title, style="bold"), head, counts]
+        shown = sorted(
+            self.running.items(),
+            key=lambda item: (
+                item[1].status is not TaskStatus.RUNNING,
+                -(self.shown_progress(item[1], now) or 0.0),
+            ),
+        )[: self.TOP]
+        if shown:
+            table = Table.grid(padding=(0, 1))
+            for task_id, state in shown:
+                progress = self.shown_progress(state, now)
+                word = "running" if state.status is TaskStatus.RUNNING else "queued"
+                table.add_row(
+                    Text(f"  {word:<7}", style="blue" if word == "running" else "yellow"),
+                    Text(self.labels.get(task_id, task_id)[:48], no_wrap=True, overflow="ellipsis"),
+                    ProgressBar(total=1.0, completed=progress or 0.0, width=20),
+                    Text(f"{progress:4.0%}" if progress is not None else "   …", style="dim"),
+                    Text(duration(now - state.seen), style="dim"),
+                )
+            parts.append(table)
+            hidden = len(self.running) - len(shown)
+            if hidden > 0:
+                parts.append(Text(f"  … and {hidden} more", style="dim"))
+        return Group(*parts)
+
+    def on_download(self, task_id: str, paths: Sequence[Path] | None, error: str | None) -> None:
+        super().on_download(task_id, paths, error)
+        if error is not None:
+            from rich.text import Text
+
+            self.console.print(Text.assemble(("download failed", "red"), f" {task_id}: {error}"))
+
+    def finish(self, records: Sequence[Mapping[str, Any]], summary: Mapping[str, Any]) -> None:
+        from rich.table import Table
+        from rich.text import Text
+
+        if 1 < len(records) <= 40:
+            table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+            table.add_column("status", no_wrap=True)
+            table.add_column("task", no_wrap=True)
+            table.add_column("request", no_wrap=True, overflow="ellipsis", ratio=1)
+            styles = {"SUCCEEDED": "green", "PENDING": "yellow", "RUNNING": "blue"}
+            for record in records:
+                status = str(record.get("status"))
+                table.add_row(
+                    Text(status, style=styles.get(status, "red")),
+                    Text(str(record.get("task_id") or "-")),
+                    Text(str(record.get("label") or "")),
+                )
+            self.console.print(table)
+        self.console.print(Text(summary_line(summary)))
+
+
+def make_display(*, json_mode: bool, plain: bool, total: int, title: str) -> Display:
+    """JSON lines, a live view on a terminal (with rich), or plain lines."""
+    if json_mode:
+        return JsonDisplay(total, title)
+    if not plain and sys.stdout.isatty():
+        try:
+            return LiveDisplay(total, title)
+        except ImportError:
+            note("note: install the cli extra (pip install 'cometrunway[cli]') for a live view")
+    return PlainDisplay(total, title)

@@ -1,0 +1,402 @@
+"""Jobs and results: what each input line asked for, the task it became, and the runner
+that submits, follows and downloads them, ``--concurrency`` creates at a time.
+
+Input lines that ask for the very same request (same journal key) share one job: the
+journal would return the same task for them anyway, and counting it once keeps the
+progress bar and the ETA honest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ..client import Client
+from ..errors import (
+    AmbiguousSubmitError,
+    AuthenticationError,
+    CometRunwayError,
+    EndpointError,
+    JournalError,
+    TaskFailed,
+    TaskNotFound,
+)
+from ..events import Event, Submitted
+from ..handles import TaskHandle
+from ..models import Request, Task
+from ._common import CliError, ExitCode, write_jsonl_atomic
+from ._display import Display
+from ._inputs import Item
+
+__all__ = [
+    "FINAL",
+    "Job",
+    "Row",
+    "Run",
+    "jobs_from_items",
+    "outcome",
+    "plural",
+    "prepare_dir",
+    "records_of",
+    "shown_path",
+    "summarize",
+    "write_results",
+]
+
+log = logging.getLogger("cometrunway.cli")
+
+# Statuses after which a result row no longer changes.
+FINAL = frozenset(
+    {"SUCCEEDED", "FAILED", "CANCELLED", "LOST", "NOT_FOUND", "REJECTED", "AMBIGUOUS"}
+)
+_FAILED = frozenset({"FAILED", "CANCELLED", "LOST", "NOT_FOUND", "REJECTED"})
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def shown_path(path: Path) -> str:
+    """Relative to the working folder when it is inside it: shorter to read and to paste."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def prepare_dir(value: str | None) -> Path | None:
+    """The download folder, created now: a bad path fails before anything is paid for."""
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(
+            f"cannot use {path} as the download folder: {exc.strerror}", ExitCode.USAGE
+        ) from None
+    return path
+
+
+# ---------------------------------------------------------------- results
+
+
+@attrs.define(eq=False)
+class Row:
+    """One line of the results file: an input line (or journal row) and what became of it."""
+
+    line: int | None = None
+    fields: Mapping[str, Any] | None = None
+    key: str | None = None
+    label: str | None = None
+    request_type: str | None = None
+    task_id: str | None = None
+    status: str = "NOT_SUBMITTED"
+    progress: float | None = None
+    outputs: list[str] = attrs.Factory(list)
+    error: str | None = None
+    error_code: str | None = None
+    files: list[str] = attrs.Factory(list)
+    download_error: str | None = None
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "line": self.line,
+            "input": self.fields,
+            "key": self.key,
+            "label": self.label,
+            "type": self.request_type,
+            "task_id": self.task_id,
+            "status": self.status,
+            "progress": self.progress,
+            "outputs": self.outputs,
+            "error": self.error,
+            "error_code": self.error_code,
+            "files": self.files,
+            "download_error": self.download_error,
+        }
+
+
+@attrs.define(eq=False)
+class Job:
+    """One request (or task) to run; input lines asking for the same request share it."""
+
+    label: str
+    rows: list[Row]
+    request: Request | None = None
+    key: str | None = None  # the journal key, to match a late ``Submitted`` event
+    user_key: str | None = None  # what ``submit(key=...)`` gets
+    handle: TaskHandle | None = None
+    reused: bool = False
+
+    @property
+    def status(self) -> str:
+        return self.rows[0].status
+
+    @property
+    def task_id(self) -> str | None:
+        return self.rows[0].task_id
+
+    def update(self, **changes: Any) -> None:
+        for row in self.rows:
+            for name, value in changes.items():
+                setattr(row, name, value)
+
+    def finish(self, task: Task) -> None:
+        self.update(
+            task_id=task.task_id,
+            status=task.status.value,
+            progress=task.progress,
+            outputs=list(task.all_urls),
+            error=task.error,
+            error_code=task.error_code,
+        )
+
+    def refresh(self) -> None:
+        """Rows of a task still running take the handle's latest snapshot."""
+        if self.handle is not None and self.status not in FINAL:
+            self.update(status=self.handle.status.value, progress=self.handle.progress)
+
+
+def jobs_from_items(items: Sequence[Item]) -> tuple[list[Job], list[str]]:
+    """One job per distinct request, and notes about lines that repeat one."""
+    by_key: dict[str, Job] = {}
+    for item in items:
+        row = Row(
+            line=item.line,
+            fields=item.fields,
+            key=item.journal_key,
+            label=item.label,
+            request_type=type(item.request).__name__,
+        )
+        job = by_key.get(item.journal_key)
+        if job is None:
+            by_key[item.journal_key] = Job(
+                label=item.label,
+                rows=[row],
+                request=item.request,
+                key=item.journal_key,
+                user_key=item.key,
+            )
+        else:
+            job.rows.append(row)
+    notes = []
+    for job in by_key.values():
+        if len(job.rows) > 1:
+            lines = ", ".join(str(row.line) for row in job.rows)
+            notes.append(
+                f"note: lines {lines} ask for the same request: one task serves them all "
+                '(give each a distinct "key" to pay for each on purpose)'
+            )
+    return list(by_key.values()), notes
+
+
+class Run:
+    """Submits jobs (``concurrency`` at a time), follows their tasks, downloads outputs."""
+
+    def __init__(
+        self, display: Display, *, download_dir: Path | None = None, concurrency: int = 8
+    ) -> None:
+        self.display = display
+        self.download_dir = download_dir
+        self.concurrency = concurrency
+        self.client: Client | None = None
+        self.by_key: dict[str, Job] = {}
+        self.single: Job | None = None
+        self.fatal: CometRunwayError | None = None
+        self.files = 0
+        self._download_slots = asyncio.Semaphore(4)
+
+    def register(self, jobs: Sequence[Job]) -> None:
+        self.by_key.update((job.key, job) for job in jobs if job.key)
+        self.single = jobs[0] if len(jobs) == 1 else None
+
+    def on_event(self, event: Event) -> None:
+        """The client's ``on_event`` hook (called inside the client: must not raise)."""
+        try:
+            if isinstance(event, Submitted):
+                # A create still in flight at Ctrl-C is answered after the worker that sent
+                # it was cancelled: this is how its row learns the task id.
+                job = self.by_key.get(event.key or "") or (
+                    self.single if event.key is None else None
+                )
+                if job is not None:
+                    if job.task_id is None:
+                        job.update(task_id=event.task_id, status="PENDING")
+                    job.reused = job.reused or event.reused
+            self.display.on_event(event)
+        except Exception:
+            log.exception("the progress display failed on %r", event)
+
+    async def execute(
+        self,
+        client: Client,
+        *,
+        submit: Sequence[Job] = (),
+        follow: Sequence[Job] = (),
+        wait: bool = True,
+    ) -> None:
+        """Submit ``submit``, and follow those and ``follow`` to the end (unless not
+        ``wait``). Returns once every job is settled."""
+        self.client = client
+        pending = iter(submit)
+        async with asyncio.TaskGroup() as group:
+
+            async def worker() -> None:
+                for job in pending:
+                    if self.fatal is not None:
+                        return  # the key or URL is wrong: every other create would fail too
+                    await self._submit(client, job)
+                    if wait and job.handle is not None:
+                        group.create_task(self._follow(job))
+
+            for job in follow:
+                group.create_task(self._follow(job))
+            for _ in range(min(self.concurrency, len(submit))):
+                group.create_task(worker())
+
+    async def _submit(self, client: Client, job: Job) -> None:
+        assert job.request is not None
+        try:
+            handle = await client.submit(job.request, key=job.user_key, label=job.label)
+        except AmbiguousSubmitError as exc:
+            job.key = exc.key or job.key
+            job.update(status="AMBIGUOUS", error=str(exc))
+        except JournalError:
+            raise  # without a journal we cannot promise not to pay twice: stop
+        except CometRunwayError as exc:
+            if isinstance(exc, AuthenticationError | EndpointError):
+                self.fatal = exc
+            job.update(status="REJECTED", error=str(exc), error_code=getattr(exc, "code", None))
+        else:
+            job.handle = handle
+            job.update(task_id=handle.task_id, status=handle.status.value)
+
+    async def _follow(self, job: Job) -> None:
+        handle = job.handle
+        assert handle is not None
+        if job.task_id is None:
+            job.update(task_id=handle.task_id)
+        try:
+            task = await handle
+        except TaskFailed as exc:
+            job.finish(exc.task)
+            return
+        except CometRunwayError as exc:  # unknown id, or polling refused
+            if isinstance(exc, AuthenticationError):
+                self.fatal = exc
+            job.update(
+                status="NOT_FOUND" if isinstance(exc, TaskNotFound) else "LOST",
+                error=str(exc),
+                error_code=getattr(exc, "code", None),
+            )
+            return
+        job.finish(task)
+        if self.download_dir is not None:
+            await self._download(job, task)
+
+    async def _download(self, job: Job, task: Task) -> None:
+        assert self.client is not None
+        assert self.download_dir is not None
+        async with self._download_slots:
+            self.display.download_started(task.task_id)
+            try:
+                paths = already_saved(task, self.download_dir) or await self.client.download(
+                    task, self.download_dir
+                )
+            except (CometRunwayError, OSError, ValueError) as exc:
+                job.update(download_error=str(exc))
+                self.display.on_download(task.task_id, None, str(exc))
+            else:
+                shown = [Path(shown_path(path)) for path in paths]
+                job.update(files=[str(path) for path in shown])
+                self.files += len(paths)
+                self.display.on_download(task.task_id, shown, None)
+
+
+def already_saved(task: Task, folder: Path) -> list[Path]:
+    """The files an earlier run saved for ``task`` in ``folder``; empty unless its main
+    output is there. A rerun or a resume then downloads nothing twice. (Files are written
+    under their final name only once complete, so one that exists is whole.)"""
+    from ..download import output_filename
+
+    roles = [
+        ("video", task.outputs[0] if task.outputs else task.video_url),
+        ("poster", task.poster_url),
+        ("last_frame", task.last_frame_url),
+    ]
+    paths = [folder / output_filename(task.task_id, url, role) for role, url in roles if url]
+    if not paths or not paths[0].is_file():
+        return []
+    return [path for path in paths if path.is_file()]
+
+
+def summarize(
+    jobs: Sequence[Job],
+    *,
+    started: float,
+    download_dir: Path | None,
+    results: Path | None,
+    journal: str | None,
+    files: int,
+) -> dict[str, Any]:
+    counts = dict.fromkeys(
+        ("succeeded", "failed", "lost", "rejected", "ambiguous", "running", "not_submitted"), 0
+    )
+    names = {
+        "SUCCEEDED": "succeeded",
+        "FAILED": "failed",
+        "CANCELLED": "failed",
+        "LOST": "lost",
+        "NOT_FOUND": "lost",
+        "REJECTED": "rejected",
+        "AMBIGUOUS": "ambiguous",
+        "NOT_SUBMITTED": "not_submitted",
+    }
+    for job in jobs:
+        counts[names.get(job.status, "running")] += 1
+    return {
+        "requests": len(jobs),
+        **counts,
+        "reused": sum(job.reused for job in jobs),
+        "download_dir": shown_path(download_dir) if download_dir else None,
+        "files": files,
+        "download_failed": sum(job.rows[0].download_error is not None for job in jobs),
+        "results": str(results) if results else None,
+        "journal": journal,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+
+
+def outcome(jobs: Sequence[Job], *, ambiguous: int = 0) -> ExitCode:
+    if ambiguous or any(job.status == "AMBIGUOUS" for job in jobs):
+        return ExitCode.AMBIGUOUS
+    if any(
+        job.status in _FAILED or job.status == "NOT_SUBMITTED" or job.rows[0].download_error
+        for job in jobs
+    ):
+        return ExitCode.FAILED
+    return ExitCode.OK
+
+
+def records_of(jobs: Sequence[Job]) -> list[dict[str, Any]]:
+    for job in jobs:
+        job.refresh()
+    rows = [row for job in jobs for row in job.rows]
+    rows.sort(key=lambda row: row.line if row.line is not None else 0)
+    return [row.record() for row in rows]
+
+
+def write_results(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
+    try:
+        write_jsonl_atomic(path, records)
+    except OSError as exc:
+        raise CliError(
+            f"cannot write the results to {path}: {exc.strerror}", ExitCode.FAILED
+        ) from None
