@@ -506,7 +506,9 @@ class Client:
                 await asyncio.shield(journal.mark_ambiguous(key, "interrupted while sending"))
             raise
         if journal is not None and key is not None:
-            await journal.mark_submitted(key, task_id)
+            # Queued durably without waiting for the disk: later writes for this task are
+            # committed after it, and a crash before it commits lists the row as ambiguous.
+            await journal.mark_submitted(key, task_id, wait=False)
         log.info("created task %s (%s)", task_id, type(request).__name__)
         handle = self._follow(task_id, request.poll_route, submitted_at=submitted_at)
         self._events.emit(Submitted(task_id, key, type(request).__name__, label))

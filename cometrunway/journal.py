@@ -179,8 +179,12 @@ class Journal(Protocol):
         """QUEUED/REJECTED → SENDING, durably, before the create's bytes leave."""
         ...
 
-    async def mark_submitted(self, key: str, task_id: str) -> None:
-        """The server accepted the create: → SUBMITTED with ``task_id``."""
+    async def mark_submitted(self, key: str, task_id: str, *, wait: bool = True) -> None:
+        """The server accepted the create: → SUBMITTED with ``task_id``.
+
+        ``wait=False`` queues the durable write and returns at once; it is committed in
+        order before anything written after it, and a failure surfaces on a later call.
+        """
         ...
 
     async def mark_ambiguous(self, key: str, error: str) -> None:
@@ -985,17 +989,30 @@ class SQLiteJournal:
 
         await self._call(op, write=True)
 
-    async def mark_submitted(self, key: str, task_id: str) -> None:
+    async def mark_submitted(self, key: str, task_id: str, *, wait: bool = True) -> None:
         """→ SUBMITTED with ``task_id``, from any state that has no task id yet.
 
         Recording an id is always allowed, because losing one is worse: a late answer may
         settle an AMBIGUOUS row. The same id again is a no-op; a *different* id for a row
         that already has one raises (both tasks may be billed: the message names both).
+        With ``wait=False`` the write (still durable, still in order) is queued and this
+        returns at once; a failure is raised by the next call or by ``close()``. A crash
+        before it commits leaves the row SENDING, which lists it as ambiguous: never paid
+        twice, the id to be found by the user.
         """
         _check_task_id(task_id)
-        await self._call(
-            lambda conn: self._set_task(conn, key, task_id, "mark submitted"), write=True
+
+        def op(conn: sqlite3.Connection) -> None:
+            self._set_task(conn, key, task_id, "mark submitted")
+
+        if wait:
+            await self._call(op, write=True)
+            return
+        worker = self._live_worker()
+        self._enqueue(
+            asyncio.get_running_loop(), _Op(op, loop=None, future=None, write=True, durable=True)
         )
+        self._raise_deferred(worker)
 
     async def attach_task(self, key: str, task_id: str) -> None:
         """Settle a SENDING or AMBIGUOUS row with the task id the user found: → SUBMITTED.

@@ -464,7 +464,8 @@ class FakeCometAPI:
       ``data`` record); ``callback_duplicates`` extra posts per callback;
       ``callbacks_loopback_only`` (default True): callbacks to other hosts are recorded as
       skipped, never sent; hosts ending ``.invalid`` are ignored silently.
-    * ``output_size`` bytes per ``/cdn`` file; ``api_key``; ``allow_cancel``;
+    * ``latency`` seconds added before every API answer (not ``/cdn``), as a real network
+      and gateway add; ``output_size`` bytes per ``/cdn`` file; ``api_key``; ``allow_cancel``;
       ``require_version_header``; ``record_requests`` (False keeps ``requests`` empty).
 
     * ``callback_timeout`` seconds per callback POST; ``host``/``port`` where to bind
@@ -499,6 +500,7 @@ class FakeCometAPI:
         allow_cancel: bool = False,
         require_version_header: bool = False,
         output_size: int = 64 * 1024,
+        latency: float = 0.0,
         record_requests: bool = True,
         clock: Callable[[], float] = time.monotonic,
         tick_interval: float | None = 0.05,
@@ -518,6 +520,7 @@ class FakeCometAPI:
         self.allow_cancel = allow_cancel
         self.require_version_header = require_version_header
         self.output_size = output_size
+        self.latency = latency
         self.record_requests = record_requests
         self.clock = clock
         self.tick_interval = tick_interval
@@ -711,6 +714,8 @@ class FakeCometAPI:
         if current is not None:
             self._handling.add(current)
         try:
+            if self.latency and kind != "cdn":
+                await asyncio.sleep(self.latency)  # a network and gateway of its own
             return await self._answer(request, kind, process)
         finally:
             if current is not None:
@@ -1286,6 +1291,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--not-found-polls", type=int, default=0, help="task_not_exist polls")
     parser.add_argument("--output-size", type=int, default=64 * 1024, help="bytes per output")
     parser.add_argument(
+        "--latency", type=float, default=0.0, help="seconds added before each API answer"
+    )
+    parser.add_argument(
         "--remote-callbacks", action="store_true", help="also post callbacks to other hosts"
     )
     return parser
@@ -1311,6 +1319,7 @@ async def _serve(args: argparse.Namespace) -> None:
         feed_envelope=args.feed_envelope,
         tasks_envelope=args.tasks_envelope,
         output_size=args.output_size,
+        latency=args.latency,
         callbacks_loopback_only=not args.remote_callbacks,
         host=args.host,
         port=args.port,
