@@ -255,13 +255,6 @@ def _business_code(raw: object) -> int | None:
     return None
 
 
-def _decode_json(response: HTTPResponse) -> Any:
-    try:
-        return json.loads(response.body)
-    except (ValueError, RecursionError) as exc:
-        raise DecodeError(f"HTTP {response.status}: body is not JSON", body=response.body) from exc
-
-
 def error_from_response(
     response: HTTPResponse, *, now: datetime | None = None
 ) -> CometRunwayError | None:
@@ -271,45 +264,61 @@ def error_from_response(
     ``{"code","message","data"}``, business codes inside a 200 body (A3: ``code: 400``),
     ``task_not_exist`` at any status, redirects and HTML pages (§3, §6 C17).
     """
+    return _classify(response, now)[0]
+
+
+def _classify(response: HTTPResponse, now: datetime | None) -> tuple[CometRunwayError | None, Any]:
+    """The error an answer stands for, or None if it is a success to parse further.
+
+    Knows the platform ``{"error": {...}}`` envelope, the flat task error
+    ``{"code","message","data"}``, business codes inside a 200 body (A3: ``code: 400``),
+    ``task_not_exist`` at any status, redirects and HTML pages (§3, §6 C17).
+    """
     status = response.status
     if 300 <= status < 400:
         where = response.header("location") or "elsewhere"
-        return EndpointError(
-            f"redirected to {where}: wrong path or base URL (the API never redirects)",
-            status=status,
-            body=response.body,
-        )
+        return (
+            EndpointError(
+                f"redirected to {where}: wrong path or base URL (the API never redirects)",
+                status=status,
+                body=response.body,
+            )
+        ), None
     try:
         payload = json.loads(response.body) if response.body.strip() else None
     except (ValueError, RecursionError):
         # Gateways (nginx, Cloudflare 502/524) answer 429/5xx with HTML pages: those keep
         # their retry meaning (§3.2); an HTML page anywhere else means a wrong path.
         if _looks_html(response) and status != 429 and status < 500:
-            return EndpointError(
-                f"got an HTML page (HTTP {status}), not the API: check the base URL and path",
-                status=status,
-                body=response.body,
-            )
+            return (
+                EndpointError(
+                    f"got an HTML page (HTTP {status}), not the API: check the base URL and path",
+                    status=status,
+                    body=response.body,
+                )
+            ), None
         if status >= 400:
             if _looks_html(response):
                 page = f"HTTP {status}: the gateway answered with an HTML page"
             else:
                 page = response.body[:200].decode("utf-8", "replace").strip()
-            return _error_for(status, page or f"HTTP {status}", None, response, now)
-        return DecodeError(f"HTTP {status}: body is not JSON", body=response.body)
+            return (_error_for(status, page or f"HTTP {status}", None, response, now)), None
+        return (DecodeError(f"HTTP {status}: body is not JSON", body=response.body)), None
 
     if not isinstance(payload, dict):
         if status >= 400:
-            return _error_for(status, f"HTTP {status}", None, response, now)
-        return None  # parse_* will say what it expected
+            return (_error_for(status, f"HTTP {status}", None, response, now)), None
+        return None, payload  # parse_* will say what it expected
 
     err = payload.get("error")
     if isinstance(err, dict) and err:
         err_message = _text(err.get("message")) or f"HTTP {status}"
         err_code = _text(err.get("code")) or _text(err.get("type"))
-        return _error_for(status if status >= 400 else 400, err_message, err_code, response, now)
+        return (
+            _error_for(status if status >= 400 else 400, err_message, err_code, response, now)
+        ), None
     if isinstance(err, str) and err.strip() and status >= 400:
-        return _error_for(status, err.strip(), None, response, now)
+        return (_error_for(status, err.strip(), None, response, now)), None
 
     raw_code: object = payload.get("code")
     message = _text(payload.get("message")) or _text(payload.get("msg"))
@@ -318,9 +327,9 @@ def error_from_response(
         token = raw_code.strip()
         if token and token.lower() != "success":
             # A task error token: {"code": "task_not_exist", "message": ..., "data": null}.
-            return _error_for(
-                status if status >= 400 else 400, message or token, token, response, now
-            )
+            return (
+                _error_for(status if status >= 400 else 400, message or token, token, response, now)
+            ), None
     if code is not None and code not in (0, 200):
         # A business code inside the body (upstream A3/F3: 400 = request error). Success is
         # HTTP 2xx plus business data (§1.A), so the A1 placeholder ``"code": 123`` beside a
@@ -328,15 +337,15 @@ def error_from_response(
         # outranks the body's code: it is what decides whether a retry is safe.
         if 400 <= code <= 599:
             business = status if status >= 400 else code
-            return _error_for(business, message or f"code {code}", str(code), response, now)
+            return (_error_for(business, message or f"code {code}", str(code), response, now)), None
         if not isinstance(payload.get("data"), dict):
             business = status if status >= 400 else 400
-            return _error_for(business, message or f"code {code}", str(code), response, now)
+            return (_error_for(business, message or f"code {code}", str(code), response, now)), None
     if message == "task_not_exist":
-        return _error_for(status, message, "task_not_exist", response, now)
+        return (_error_for(status, message, "task_not_exist", response, now)), None
     if status >= 400:
-        return _error_for(status, message or f"HTTP {status}", None, response, now)
-    return None
+        return (_error_for(status, message or f"HTTP {status}", None, response, now)), None
+    return None, payload
 
 
 # ---------------------------------------------------------------- creates
@@ -349,10 +358,9 @@ def parse_submit(response: HTTPResponse, *, now: datetime | None = None) -> str:
     without an id is a ``DecodeError`` (the task may exist: the client treats it as an
     ambiguous submit).
     """
-    error = error_from_response(response, now=now)
+    error, payload = _classify(response, now)
     if error is not None:
         raise error
-    payload = _decode_json(response)
     if isinstance(payload, dict):
         data = payload.get("data")
         candidates = [data.get("task_id"), data.get("id")] if isinstance(data, dict) else []
@@ -484,8 +492,10 @@ def _collect(layers: list[Mapping[str, Any]], keys: tuple[str, ...]) -> tuple[st
     found: dict[str, None] = {}
     for key in keys:
         for layer in layers:
-            for url in _urls(layer.get(key)):
-                found.setdefault(url)
+            value = layer.get(key)
+            if value:  # most keys are absent or empty while a task runs: skip them cheaply
+                for url in _urls(value):
+                    found.setdefault(url)
     return tuple(found)
 
 
@@ -627,7 +637,7 @@ def parse_poll(
     (``{"code":200,"data":{record}}``), T1 (a bare Runway task) and T2 (= F1). ``task_id``,
     when given, names the task in a ``TaskNotFound``.
     """
-    error = error_from_response(response, now=now)
+    error, payload = _classify(response, now)
     if isinstance(error, TaskNotFound):
         error.task_id = task_id
         raise error
@@ -639,7 +649,6 @@ def parse_poll(
         ) from None
     if error is not None:
         raise error
-    payload = _decode_json(response)
     if not isinstance(payload, dict):
         raise DecodeError(
             f"poll answer is a JSON {type(payload).__name__}, not an object", body=response.body
