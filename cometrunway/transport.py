@@ -83,7 +83,11 @@ class Transport:
                 timeout=self._timeout,
             ) as response:
                 sent = True
-                body = await _read_capped(response, request)
+                length = response.content_length
+                if length is not None and length <= MAX_BODY_BYTES:
+                    body = await response.read()  # the usual case: a small, sized answer
+                else:
+                    body = await _read_capped(response, request)
                 return HTTPResponse(response.status, response.headers.items(), body)
         except TransportError:
             raise
