@@ -138,7 +138,7 @@ class Client:
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen value
         poll: PollPolicy = PollPolicy(),  # noqa: B008 - frozen value
         journal: str | os.PathLike[str] | Journal | None = None,
-        timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+        http_timeouts: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
         on_event: Callable[[Event], object] | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
@@ -176,7 +176,7 @@ class Client:
         self._journal: Journal | None = None
         self._clock = clock
         self._sleep = sleep
-        self._transport = Transport(self._base_url, session=session, timeout=timeout)
+        self._transport = Transport(self._base_url, session=session, timeout=http_timeouts)
         self._session = session
         self._budget = RequestBudget(poll.requests_per_second, clock=clock, sleep=sleep)
         self._poller = Poller(

@@ -215,7 +215,7 @@ async def test_maybe_accepted_creates_are_never_retried(fake: FakeCometAPI, faul
 async def test_read_timeout_on_create_is_ambiguous(fake: FakeCometAPI) -> None:
     fake.inject("submit", Fault.delay(0.5), times=1)
     timeout = aiohttp.ClientTimeout(sock_read=0.05, connect=5)
-    async with client_for(fake, timeout=timeout) as client:
+    async with client_for(fake, http_timeouts=timeout) as client:
         with pytest.raises(AmbiguousSubmitError) as info:
             await client.submit(TextToVideo("a cat"))
     assert isinstance(info.value.__cause__, TransportError)
