@@ -10,6 +10,7 @@ show yet. Turning a model into a wire body is ``_converter``'s job.
 from __future__ import annotations
 
 import enum
+import json
 import math
 import re
 from collections.abc import Iterator, Mapping
@@ -582,8 +583,9 @@ class Task:
 
     ``outputs`` are the result URLs (video first); ``poster_url`` and ``last_frame_url`` the
     cover and last-frame images when the provider gives them. ``raw_status`` is the status
-    word as sent; ``raw`` the whole last body, for what the model does not name. Output URLs
-    expire (Runway: 24–48 h): download promptly.
+    word as sent; ``raw`` the whole last body (parsed on access from ``body``, the bytes
+    as received, so that thousands of tracked snapshots stay small), for what the model
+    does not name. Output URLs expire (Runway: 24–48 h): download promptly.
     """
 
     task_id: str
@@ -593,13 +595,21 @@ class Task:
     video_url: str | None = None
     error: str | None = None
     error_code: str | None = None
-    raw: Any = field(default=None, eq=False, repr=False)
+    _raw: Any = field(default=None, eq=False, repr=False, alias="raw")
     raw_status: str | None = None
     poster_url: str | None = None
     last_frame_url: str | None = None
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    body: bytes | None = field(default=None, eq=False, repr=False)
+
+    @property
+    def raw(self) -> Any:
+        """The last body as JSON (what the envelope said beyond the named fields)."""
+        if self._raw is not None or self.body is None:
+            return self._raw
+        return json.loads(self.body)
 
     @property
     def is_terminal(self) -> bool:

@@ -522,7 +522,7 @@ def _task(
     layers: list[Mapping[str, Any]],
     error: str | None,
     error_code: str | None,
-    raw: Any,
+    body: bytes | None,
     failed: bool = False,
     created: Any = None,
     started: Any = None,
@@ -544,7 +544,7 @@ def _task(
         video_url=_video_of(outputs),
         error=error if status in (TaskStatus.FAILED, TaskStatus.CANCELLED) else None,
         error_code=error_code if status in (TaskStatus.FAILED, TaskStatus.CANCELLED) else None,
-        raw=raw,
+        body=body,
         raw_status=raw_status,
         poster_url=_first(layers, "poster"),
         last_frame_url=_first(layers, "last_frame"),
@@ -554,7 +554,7 @@ def _task(
     )
 
 
-def _official_task(payload: dict[str, Any], body: bytes | None, raw: Any) -> Task:
+def _official_task(payload: dict[str, Any], body: bytes | None) -> Task:
     wire = structure(payload, OfficialTaskWire, what="task", body=body)
     status = map_status(wire.status) or TaskStatus.PENDING  # unknown words: non-terminal (§2)
     failure = _text(wire.failure)
@@ -569,13 +569,13 @@ def _official_task(payload: dict[str, Any], body: bytes | None, raw: Any) -> Tas
         layers=[payload],
         error=failure,
         error_code=failure_code,
-        raw=raw,
+        body=body,
         failed=bool(failure or failure_code),
         created=wire.created_at,
     )
 
 
-def _record_task(record: dict[str, Any], body: bytes | None, raw: Any) -> Task:
+def _record_task(record: dict[str, Any], body: bytes | None) -> Task:
     wire = structure(record, RecordWire, what="task record", body=body)
     nested = wire.data if isinstance(wire.data, dict) else {}
     nested_status = nested.get("status")
@@ -620,7 +620,7 @@ def _record_task(record: dict[str, Any], body: bytes | None, raw: Any) -> Task:
         layers=[record, nested] if nested else [record],
         error=error,
         error_code=error_code,
-        raw=raw,
+        body=body,
         failed=explicit_failure or refunded,
         created=wire.submit_time or wire.create_time or nested.get("createdAt"),
         started=wire.start_time,
@@ -669,14 +669,14 @@ def parse_poll(
         if not isinstance(record, dict):
             raise DecodeError("poll answer's data is not an object", body=body)
         if "task_id" not in record and "id" in record and "status" in record:
-            return _official_task(record, body, payload)
+            return _official_task(record, body)
         if "task_id" not in record and task_id:
             record = {**record, "task_id": task_id}
-        return _record_task(record, body, payload)
+        return _record_task(record, body)
     if "task_id" in payload:
-        return _record_task(payload, body, payload)
+        return _record_task(payload, body)
     if "id" in payload:
-        return _official_task(payload, body, payload)
+        return _official_task(payload, body)
     raise DecodeError(
         "poll answer is none of the documented shapes (wrapper, task record, Runway task)",
         body=body,
