@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import hashlib
+import json
 import logging
 import os
 import secrets
@@ -94,9 +96,6 @@ def request_key(request: HTTPRequest) -> tuple[str, str]:
     The key is a hash of the route and the canonical JSON body without ``callback_url``
     (which carries a per-client secret), so the same generation asked twice has one key.
     """
-    import hashlib
-    import json
-
     body = request.json()
     if isinstance(body, dict):
         body = {k: v for k, v in body.items() if k != "callback_url"}
