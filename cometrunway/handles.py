@@ -47,6 +47,8 @@ class TaskHandle:
         return f"<TaskHandle {self.task_id} {self.status.value}>"
 
     def __await__(self) -> Generator[Any, None, Task]:
+        if self._future.done():  # nothing to wait for, so nothing to shield
+            return self._future.__await__()
         return asyncio.shield(self._future).__await__()
 
     async def wait(self) -> Task:

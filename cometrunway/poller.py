@@ -331,6 +331,12 @@ class Poller:
     def _schedule(self, state: _Tracked, delay: float) -> None:
         due = self._clock() + delay
         state.due = due
+        if delay <= 0 and not state.in_flight:
+            # Due now (a callback's wake-up, a zero first delay): straight to a worker; any
+            # older heap entry of this task is now stale and will be skipped.
+            state.in_flight = True
+            self._queue.put_nowait(state)
+            return
         self._seq += 1
         heapq.heappush(self._heap, (due, self._seq, state.handle.task_id))
         if self._heap[0][2] == state.handle.task_id:
