@@ -27,6 +27,7 @@ import aiohttp
 import backoff
 from attrs import frozen
 
+from ._batching import attempt_each, check_concurrency
 from .budget import Clock, RequestBudget, Sleep
 from .errors import (
     AmbiguousSubmitError,
@@ -537,41 +538,29 @@ class Client:
         exceptions carry ``.index`` (the input position). Cancelling mid-batch leaves every
         task already created tracked (and journaled).
         """
-        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
-            raise TypeError(f"max_concurrency must be an int, got {max_concurrency!r}")
-        if max_concurrency < 1:
-            raise ValueError(f"max_concurrency must be ≥ 1, got {max_concurrency}")
+        check_concurrency(max_concurrency)
         items = list(requests)
         for name, seq in (("keys", keys), ("labels", labels)):
             if seq is not None and len(seq) != len(items):
                 raise ValueError(f"{name} must have one entry per request ({len(items)})")
         self._check_open()
-        handles: list[TaskHandle | None] = [None] * len(items)
-        errors: list[tuple[int, Exception]] = []
-        next_index = iter(range(len(items)))
 
-        async def worker() -> None:
-            for index in next_index:
-                try:
-                    handles[index] = await self.submit(
-                        items[index],
-                        key=keys[index] if keys is not None else None,
-                        label=labels[index] if labels is not None else None,
-                    )
-                except Exception as exc:  # every input is attempted, whatever one of them raises
-                    exc.index = index  # type: ignore[attr-defined]
-                    exc.add_note(f"batch input {index}: {type(items[index]).__name__}")
-                    errors.append((index, exc))
+        async def submit_one(index: int, request: Request) -> TaskHandle:
+            return await self.submit(
+                request,
+                key=keys[index] if keys is not None else None,
+                label=labels[index] if labels is not None else None,
+            )
 
-        async with asyncio.TaskGroup() as group:
-            for _ in range(min(max_concurrency, len(items))):
-                group.create_task(worker())
+        handles, errors = await attempt_each(
+            items,
+            submit_one,
+            max_concurrency,
+            note=lambda index, request: f"batch input {index}: {type(request).__name__}",
+        )
         if errors:
-            errors.sort(key=lambda pair: pair[0])
             raise BatchSubmitError(
-                f"{len(errors)} of {len(items)} requests failed to submit",
-                [exc for _, exc in errors],
-                handles,
+                f"{len(errors)} of {len(items)} requests failed to submit", errors, handles
             )
         return [h for h in handles if h is not None]
 

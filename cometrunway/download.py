@@ -36,6 +36,7 @@ import aiohttp
 import backoff
 from attrs import frozen
 
+from ._batching import attempt_each, check_concurrency
 from .errors import (
     BatchDownloadError,
     CometRunwayError,
@@ -629,55 +630,36 @@ async def download_many(
     is attempted; if any failed, raises ``BatchDownloadError`` whose ``paths`` holds each
     task's paths or None.
     """
-    if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
-        raise TypeError(f"max_concurrency must be an int, got {max_concurrency!r}")
-    if max_concurrency < 1:
-        raise ValueError(f"max_concurrency must be ≥ 1, got {max_concurrency}")
+    check_concurrency(max_concurrency)
     if session is not None:
         _check_session(session)
     items = list(tasks)
     policy = retry if retry is not None else RetryPolicy()
-    results: list[list[Path] | None] = [None] * len(items)
-    errors: list[tuple[int, Exception]] = []
-    next_index = iter(range(len(items)))
 
-    async def worker(http: aiohttp.ClientSession) -> None:
-        for index in next_index:
-            item = items[index]
-            try:
-                task_route = route
-                if isinstance(item, TaskHandle):
-                    task_route = task_route or item.poll_route
-                    item = await item
-                results[index] = await _download(
-                    client,
-                    item,
-                    dest,
-                    session=http,
-                    route=task_route,
-                    retry=policy,
-                    progress=None,
-                    folder=True,
-                )
-            except Exception as exc:  # every task is attempted, whatever one of them raises
-                exc.index = index  # type: ignore[attr-defined]
-                errors.append((index, exc))
+    async def run(http: aiohttp.ClientSession) -> tuple[list[list[Path] | None], list[Exception]]:
+        async def download_one(index: int, item: Task | TaskHandle) -> list[Path]:
+            task_route = route
+            if isinstance(item, TaskHandle):
+                task_route = task_route or item.poll_route
+                item = await item
+            return await _download(
+                client,
+                item,
+                dest,
+                session=http,
+                route=task_route,
+                retry=policy,
+                progress=None,
+                folder=True,
+            )
 
-    async def run(http: aiohttp.ClientSession) -> None:
-        async with asyncio.TaskGroup() as group:
-            for _ in range(min(max_concurrency, len(items))):
-                group.create_task(worker(http))
+        return await attempt_each(items, download_one, max_concurrency)
 
     if session is not None:
-        await run(session)
+        results, errors = await run(session)
     else:
         async with _new_session(limit=2 * max_concurrency) as own:
-            await run(own)
+            results, errors = await run(own)
     if errors:
-        errors.sort(key=lambda pair: pair[0])
-        raise BatchDownloadError(
-            f"{len(errors)} of {len(items)} downloads failed",
-            [exc for _, exc in errors],
-            results,
-        )
+        raise BatchDownloadError(f"{len(errors)} of {len(items)} downloads failed", errors, results)
     return [paths for paths in results if paths is not None]
