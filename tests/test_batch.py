@@ -17,15 +17,13 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from support import client_for
 
 from cometrunway import (
     AmbiguousSubmitError,
     BatchSubmitError,
-    Client,
     ClientStateError,
     InvalidRequestError,
-    PollPolicy,
-    RetryPolicy,
     TaskStatus,
     TextToVideo,
 )
@@ -41,23 +39,7 @@ from cometrunway.events import (
 from cometrunway.journal import EntryState
 from cometrunway.testing import FakeCometAPI, Fault, Lifecycle
 
-FAST_POLL = PollPolicy(
-    initial_delay=0,
-    interval=0.01,
-    max_interval=0.05,
-    min_interval=0.005,
-    not_found_grace=5.0,
-    requests_per_second=10_000,
-    jitter=0,
-)
-FAST_RETRY = RetryPolicy(max_tries=3, base_delay=0.001, max_delay=0.01, jitter=0)
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def client_for(fake: FakeCometAPI, **options: object) -> Client:
-    options.setdefault("poll", FAST_POLL)
-    options.setdefault("retry", FAST_RETRY)
-    return Client("sk-batch", base_url=fake.url, **options)  # type: ignore[arg-type]
 
 
 def prompts(n: int, tag: str = "p") -> list[TextToVideo]:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from support import FAST_RETRY, KEY, client_for
 
 from cometrunway import (
     ActOne,
@@ -39,18 +40,6 @@ from cometrunway import (
 from cometrunway.models import Request
 from cometrunway.testing import FakeCometAPI, Fault, Lifecycle
 
-FAST_POLL = PollPolicy(
-    initial_delay=0,
-    interval=0.01,
-    max_interval=0.05,
-    min_interval=0.005,
-    not_found_grace=5.0,
-    requests_per_second=5000,
-    jitter=0,
-)
-FAST_RETRY = RetryPolicy(max_tries=3, base_delay=0.001, max_delay=0.01, jitter=0)
-KEY = "sk-test-secret-0123456789"
-
 EVERY_REQUEST: list[Request] = [
     TextToVideo("a cat"),
     ImageToVideo("Smile, Eat Burger", image="https://db.xiaohuhd.com/1.jpeg"),
@@ -67,12 +56,6 @@ EVERY_REQUEST: list[Request] = [
         "a cat in a hat", reference_images=[ReferenceImage("https://example.com/ref.png")]
     ),
 ]
-
-
-def client_for(fake: FakeCometAPI, **options: object) -> Client:
-    options.setdefault("poll", FAST_POLL)
-    options.setdefault("retry", FAST_RETRY)
-    return Client(KEY, base_url=fake.url, **options)  # type: ignore[arg-type]
 
 
 @pytest.fixture

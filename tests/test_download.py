@@ -12,12 +12,10 @@ from pathlib import Path
 import aiohttp
 import attrs
 import pytest
+from support import FAST_RETRY, KEY, client_for
 
 from cometrunway import (
     APIError,
-    Client,
-    PollPolicy,
-    RetryPolicy,
     RunwayImageToVideo,
     Task,
     TaskFailed,
@@ -36,23 +34,8 @@ from cometrunway.download import (
 )
 from cometrunway.testing import FakeCometAPI, Fault, Lifecycle
 
-FAST_POLL = PollPolicy(
-    initial_delay=0,
-    interval=0.01,
-    max_interval=0.05,
-    min_interval=0.005,
-    not_found_grace=5.0,
-    requests_per_second=5000,
-    jitter=0,
-)
-FAST_RETRY = RetryPolicy(max_tries=3, base_delay=0.001, max_delay=0.01, jitter=0)
-KEY = "sk-test-secret-0123456789"
 FILES = ("video.mp4", "poster.png", "last_frame.png")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
-
-
-def client_for(fake: FakeCometAPI) -> Client:
-    return Client(KEY, base_url=fake.url, poll=FAST_POLL, retry=FAST_RETRY)
 
 
 def cdn_requests(fake: FakeCometAPI) -> list[Mapping[str, str]]:

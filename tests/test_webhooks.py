@@ -15,8 +15,9 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from support import FAST_POLL, FAST_RETRY, KEY
 
-from cometrunway import Client, PollPolicy, RetryPolicy, TextToVideo
+from cometrunway import Client, PollPolicy, TextToVideo
 from cometrunway.testing import FakeCometAPI, Lifecycle
 from cometrunway.webhooks import (
     RECEIVER_KEY,
@@ -36,16 +37,6 @@ LONG_POLL = PollPolicy(
     requests_per_second=5000,
     jitter=0,
 )
-FAST_POLL = PollPolicy(
-    initial_delay=0,
-    interval=0.01,
-    max_interval=0.05,
-    min_interval=0.005,
-    requests_per_second=5000,
-    jitter=0,
-)
-FAST_RETRY = RetryPolicy(max_tries=3, base_delay=0.001, max_delay=0.01, jitter=0)
-KEY = "sk-test-secret-0123456789"
 PATH = "/runway/callback"
 SHORT_LIFE = Lifecycle.by_time(queued=0.02, running=0.05)
 
