@@ -21,6 +21,7 @@ from .models import (
     ContentModeration,
     ImageToVideo,
     MediaInput,
+    MotionVector,
     PromptFrame,
     ReferenceImage,
     Request,
@@ -67,6 +68,8 @@ def _drop_empty(body: dict[str, Any]) -> dict[str, Any]:
 
 def _merge(body: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     """Deep-merge ``extra`` into ``body``: nested objects merge, anything else replaces."""
+    if not extra:
+        return body
     merged = dict(body)
     for key, value in extra.items():
         current = merged.get(key)
@@ -109,6 +112,17 @@ for _cls in (
     _register_camel(_cls)
 
 
+def _motion(vector: MotionVector) -> dict[str, float]:
+    return {
+        "x": vector.x,
+        "y": vector.y,
+        "z": vector.z,
+        "r": vector.r,
+        "bg_x_pan": vector.bg_x_pan,
+        "bg_y_pan": vector.bg_y_pan,
+    }
+
+
 def _text_to_video(req: TextToVideo, callback_url: str) -> dict[str, Any]:
     # Key order follows the documented example (wire reference §1.1).
     return {
@@ -119,7 +133,7 @@ def _text_to_video(req: TextToVideo, callback_url: str) -> dict[str, Any]:
         "model": req.model,
         "options": {
             "seconds": req.seconds,
-            "motion_vector": attrs.asdict(req.motion_vector),
+            "motion_vector": _motion(req.motion_vector),
         },
     }
 
@@ -130,7 +144,7 @@ def _image_to_video(req: ImageToVideo, callback_url: str) -> dict[str, Any]:
             "seconds": req.seconds,
             "image_as_end_frame": req.image_as_end_frame,
             "motion_vector": (
-                attrs.asdict(req.motion_vector) if req.motion_vector is not None else None
+                _motion(req.motion_vector) if req.motion_vector is not None else None
             ),
         }
     )

@@ -193,7 +193,7 @@ class Client:
         self._group: asyncio.TaskGroup | None = None
         self._poller_task: asyncio.Task[None] | None = None
         self._counts = dict.fromkeys(("submits", "submit_retries", "ambiguous_submits"), 0)
-        self._send_create = backoff.on_exception(
+        self._resend_create = backoff.on_exception(
             retry.waits,
             CometRunwayError,
             max_tries=retry.max_tries,
@@ -201,7 +201,7 @@ class Client:
             jitter=None,
             on_backoff=self._on_submit_backoff,
             logger=None,
-        )(self._create_once)
+        )(self._create_again)
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> Self:
@@ -422,9 +422,7 @@ class Client:
         self._counts["submits"] += 1
         request_type = type(request).__name__
         try:
-            # The first attempt's row is already SENDING; retries mark it again.
-            sending = [claimed]
-            return await self._send_create(http, request, journal_key, label, sending)
+            return await self._create_with_retries(http, request, journal_key, label, claimed)
         except CometRunwayError as exc:
             if submit_disposition(exc) is SubmitDisposition.AMBIGUOUS:
                 self._counts["ambiguous_submits"] += 1
@@ -461,18 +459,44 @@ class Client:
             )
         raise JournalError(f"journal row {entry.key!r} is {entry.state}: cannot reuse it")
 
+    async def _create_with_retries(
+        self, http: HTTPRequest, request: Request, key: str | None, label: str | None, claimed: bool
+    ) -> TaskHandle:
+        # The first attempt runs bare, the usual case; only a failure that certainly was not
+        # accepted is handed to backoff, which waits and resends as the RetryPolicy says.
+        try:
+            return await self._create_once(http, request, key, label, claimed)
+        except CometRunwayError as exc:
+            if self._retry.max_tries == 1 or submit_disposition(exc) is not SubmitDisposition.RETRY:
+                raise
+            first_failure = [exc]
+        return await self._resend_create(first_failure, http, request, key, label)
+
+    async def _create_again(
+        self,
+        first_failure: list[CometRunwayError],
+        http: HTTPRequest,
+        request: Request,
+        key: str | None,
+        label: str | None,
+    ) -> TaskHandle:
+        if first_failure:
+            # Replays the first attempt's failure, so that backoff counts it as try 1 and
+            # takes its wait (and any Retry-After) from it.
+            raise first_failure.pop()
+        return await self._create_once(http, request, key, label, already_sending=False)
+
     async def _create_once(
         self,
         http: HTTPRequest,
         request: Request,
         key: str | None,
         label: str | None,
-        sending: list[bool],
+        already_sending: bool,
     ) -> TaskHandle:
         # One attempt runs as a child of the client's group and is shielded: if the caller
         # is cancelled mid-request, an answer that arrives is still journaled and tracked.
         group = self._check_open()
-        already_sending, sending[0] = sending[0], False
         attempt = group.create_task(self._attempt(http, request, key, label, already_sending))
         handle, error = await asyncio.shield(attempt)
         if error is not None:
@@ -511,7 +535,8 @@ class Client:
             await journal.mark_submitted(key, task_id, wait=False)
         log.info("created task %s (%s)", task_id, type(request).__name__)
         handle = self._follow(task_id, request.poll_route, submitted_at=submitted_at)
-        self._events.emit(Submitted(task_id, key, type(request).__name__, label))
+        if self._events.active:
+            self._events.emit(Submitted(task_id, key, type(request).__name__, label))
         return handle, None
 
     def _on_submit_backoff(self, details: Any) -> None:

@@ -235,6 +235,10 @@ class MotionVector:
     bg_y_pan: float = field(default=0, validator=_number())
 
 
+# Frozen, so one still camera serves as every request's default.
+_STILL = MotionVector()
+
+
 @frozen
 class PromptFrame:
     """One keyframe of ``RunwayImageToVideo.prompt_image``: ``position`` 'first' or 'last'."""
@@ -301,7 +305,7 @@ class TextToVideo(_ProRequest):
     style: str = field(default="cinematic", kw_only=True, validator=_non_empty_text())
     seconds: int = field(default=5, kw_only=True, validator=_one_of(5, 10))
     motion_vector: MotionVector = field(
-        factory=MotionVector, kw_only=True, validator=_instance_of(MotionVector, "MotionVector")
+        default=_STILL, kw_only=True, validator=_instance_of(MotionVector, "MotionVector")
     )
     callback_url: str | None = field(default=None, kw_only=True, validator=_optional(_HTTP))
     extra: Mapping[str, Any] = field(

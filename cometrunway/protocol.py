@@ -14,6 +14,7 @@ This module never awaits and never imports asyncio or aiohttp.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import math
 import re
@@ -113,14 +114,20 @@ class HTTPResponse:
 # ---------------------------------------------------------------- building
 
 
-def _base_headers(api_key: str, runway_version: str | None) -> list[tuple[str, str]]:
+@functools.lru_cache(maxsize=32)
+def _headers(
+    api_key: str, runway_version: str | None, json_body: bool
+) -> tuple[tuple[str, str], ...]:
+    # The same few tuples serve every request of a client: built once, not per request.
     if not isinstance(api_key, str) or not api_key.strip():
         raise ValueError("api_key must be a non-empty string (your CometAPI key)")
     headers = [("Authorization", f"Bearer {api_key}"), ("Accept", "application/json")]
     # Sent on every route: required on /runwayml/v1 creates, harmless elsewhere (§0, §6 C5).
     if runway_version:
         headers.append(("X-Runway-Version", runway_version))
-    return headers
+    if json_body:
+        headers.append(("Content-Type", "application/json"))
+    return tuple(headers)
 
 
 def _dumps(body: Any) -> bytes:
@@ -142,10 +149,9 @@ def build_submit(
     path = getattr(type(request), "path", None)
     if path is None:
         raise TypeError(f"not a cometrunway request model: {request!r}")
-    headers = _base_headers(api_key, runway_version)
-    headers.append(("Content-Type", "application/json"))
+    headers = _headers(api_key, runway_version, True)
     body = request_body(request, callback_url=callback_url or DEFAULT_CALLBACK_URL)
-    return HTTPRequest("POST", path, tuple(headers), _dumps(body), kind="submit")
+    return HTTPRequest("POST", path, headers, _dumps(body), kind="submit")
 
 
 def build_poll(
@@ -158,12 +164,12 @@ def build_poll(
     """``POST /runway/feed`` (route "feed") or ``GET /runwayml/v1/tasks/{id}`` ("tasks")."""
     if not isinstance(task_id, str) or not task_id.strip():
         raise ValueError(f"task_id must be a non-empty string, got {task_id!r}")
-    headers = _base_headers(api_key, runway_version)
     if route == "feed":
-        headers.append(("Content-Type", "application/json"))
-        return HTTPRequest("POST", "/runway/feed", tuple(headers), _dumps({"task_id": task_id}))
+        headers = _headers(api_key, runway_version, True)
+        return HTTPRequest("POST", "/runway/feed", headers, _dumps({"task_id": task_id}))
     if route == "tasks":
-        return HTTPRequest("GET", f"/runwayml/v1/tasks/{quote(task_id, safe='')}", tuple(headers))
+        headers = _headers(api_key, runway_version, False)
+        return HTTPRequest("GET", f"/runwayml/v1/tasks/{quote(task_id, safe='')}", headers)
     raise ValueError(f"route must be 'feed' or 'tasks', got {route!r}")
 
 

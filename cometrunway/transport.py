@@ -78,7 +78,7 @@ class Transport:
                 request.method,
                 url,
                 data=request.body,
-                headers=dict(request.headers),
+                headers=request.headers,
                 allow_redirects=False,
                 timeout=self._timeout,
             ) as response:
