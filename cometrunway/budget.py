@@ -52,12 +52,16 @@ class RequestBudget:
 
     async def acquire(self) -> None:
         """Wait for this request's slot. Slots are reserved in call order, so it is fair."""
+        wait = self.reserve()
+        if wait > 0:
+            await self._sleep(wait)
+
+    def reserve(self) -> float:
+        """Reserve the next slot; returns how long to wait for it (0 when it is now)."""
         now = self._clock()
         slot = max(self._next_free, now - _BURST_SECONDS, self._paused_until)
         self._next_free = slot + 1.0 / self._rate
-        wait = slot - now
-        if wait > 0:
-            await self._sleep(wait)
+        return slot - now
 
     def on_success(self) -> None:
         if self._rate < self._max_rate:

@@ -17,7 +17,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -319,7 +319,9 @@ class Client:
     # ---------------------------------------------------------------- requests
 
     async def _request(self, request: HTTPRequest) -> HTTPResponse:
-        await self._budget.acquire()
+        wait = self._budget.reserve()  # inline: most requests have nothing to wait for
+        if wait > 0:
+            await self._sleep(wait)
         response = await self._transport.send(request)
         if response.status == 429:
             self._budget.on_rate_limited(parse_retry_after(response.header("retry-after")))
@@ -696,21 +698,23 @@ class Client:
         """Every event from now on (one reader per call), until the client closes."""
         return self._events.stream()
 
-    async def _task_updated(self, handle: TaskHandle, old: Task | None, new: Task) -> None:
+    def _task_updated(
+        self, handle: TaskHandle, old: Task | None, new: Task
+    ) -> Awaitable[None] | None:
         if old is not None and (old.status, old.progress, old.outputs) == (
             new.status,
             new.progress,
             new.outputs,
         ):
-            return
+            return None
         if self._events.active:
             if new.status.is_terminal:
                 self._events.emit(TaskFinished(new.task_id, new.status, new))
             else:
                 self._events.emit(StatusChanged(new.task_id, new.status, new.progress, new))
         if self._journal is None:
-            return
-        await self._journal.record_status(
+            return None
+        return self._journal.record_status(
             new.task_id,
             status=new.status.value,
             progress=new.progress,
@@ -720,11 +724,13 @@ class Client:
             terminal=new.status.is_terminal,
         )
 
-    async def _task_finished(self, handle: TaskHandle, error: BaseException | None) -> None:
+    def _task_finished(
+        self, handle: TaskHandle, error: BaseException | None
+    ) -> Awaitable[None] | None:
         if error is not None and not (handle.task is not None and handle.task.is_terminal):
             self._events.emit(TaskLost(handle.task_id, error))
         if self._journal is not None and isinstance(error, TaskNotFound):
-            await self._journal.record_status(
+            return self._journal.record_status(
                 handle.task_id,
                 status="NOT_FOUND",
                 progress=None,
@@ -733,6 +739,7 @@ class Client:
                 error_code="task_not_exist",
                 terminal=True,
             )
+        return None
 
     # ---------------------------------------------------------------- outputs
 

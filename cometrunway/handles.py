@@ -16,12 +16,6 @@ if TYPE_CHECKING:
 __all__ = ["TaskHandle"]
 
 
-def _mark_retrieved(future: asyncio.Future[Task]) -> None:
-    # A handle nobody awaits must not log "exception was never retrieved" at exit.
-    if not future.cancelled():
-        future.exception()
-
-
 class TaskHandle:
     """A task the client follows. ``await handle`` returns the finished ``Task``.
 
@@ -41,7 +35,6 @@ class TaskHandle:
         self._client = client
         self._task: Task | None = None
         self._future: asyncio.Future[Task] = asyncio.get_running_loop().create_future()
-        self._future.add_done_callback(_mark_retrieved)
 
     def __repr__(self) -> str:
         return f"<TaskHandle {self.task_id} {self.status.value}>"
@@ -108,3 +101,5 @@ class TaskHandle:
             self._task = task
         if not self._future.done():
             self._future.set_exception(error)
+            # A handle nobody awaits must not log "exception was never retrieved" at exit.
+            self._future.exception()

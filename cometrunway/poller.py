@@ -39,8 +39,10 @@ __all__ = ["Poller", "PollerStatistics"]
 log = logging.getLogger("cometrunway.poller")
 
 Fetch = Callable[[str, PollRoute], Awaitable[Task]]
-OnUpdate = Callable[[TaskHandle, Task | None, Task], Awaitable[None]]
-OnFinish = Callable[[TaskHandle, BaseException | None], Awaitable[None]]
+# The hooks run inline; they return an awaitable only when they have I/O to do (a journal
+# write), so the usual poll allocates no coroutine for them.
+OnUpdate = Callable[[TaskHandle, Task | None, Task], Awaitable[None] | None]
+OnFinish = Callable[[TaskHandle, BaseException | None], Awaitable[None] | None]
 
 _LEARNED = 256  # finished-task durations kept for estimates
 # While nothing is known about durations, only this many tasks probe at initial_delay; the
@@ -93,11 +95,11 @@ class _Tracked:
         self.last_at: float | None = None
 
 
-async def _no_update(handle: TaskHandle, old: Task | None, new: Task) -> None:
+def _no_update(handle: TaskHandle, old: Task | None, new: Task) -> None:
     return None
 
 
-async def _no_finish(handle: TaskHandle, error: BaseException | None) -> None:
+def _no_finish(handle: TaskHandle, error: BaseException | None) -> None:
     return None
 
 
@@ -266,9 +268,13 @@ class Poller:
         state.polls += 1
         old = handle.task
         handle._update(task)
-        await self._on_update(handle, old, task)
+        pending = self._on_update(handle, old, task)
+        if pending is not None:
+            await pending
         if task.status.is_terminal:
-            await self._finish(state, task)
+            pending = self._finish(state, task)
+            if pending is not None:
+                await pending
         else:
             self._schedule(state, self._next_delay(state, task))
 
@@ -300,18 +306,24 @@ class Poller:
                     status=exc.status if isinstance(exc, TaskNotFound) else 404,
                     body=getattr(exc, "body", None),
                 )
-                await self._finish(state, None, error)
+                pending = self._finish(state, None, error)
+                if pending is not None:
+                    await pending
         elif disposition is PollDisposition.AUTH:
             log.error("polling refused (%s): failing every tracked task", exc)
             for other in list(self._tracked.values()):
-                await self._finish(other, None, exc)
+                pending = self._finish(other, None, exc)
+                if pending is not None:
+                    await pending
         else:
             log.warning("poll of %s failed for good: %s", task_id, exc)
-            await self._finish(state, None, exc)
+            pending = self._finish(state, None, exc)
+            if pending is not None:
+                await pending
 
-    async def _finish(
+    def _finish(
         self, state: _Tracked, task: Task | None, error: BaseException | None = None
-    ) -> None:
+    ) -> Awaitable[None] | None:
         handle = state.handle
         self._tracked.pop(handle.task_id, None)
         if task is not None and error is None:
@@ -324,7 +336,7 @@ class Poller:
         if error is not None:
             self._counts["failed"] += 1
             handle._fail(error, task)
-        await self._on_finish(handle, error)
+        return self._on_finish(handle, error)
 
     # ---------------------------------------------------------------- pacing
 

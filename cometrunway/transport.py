@@ -21,8 +21,10 @@ __all__ = ["DEFAULT_TIMEOUT", "MAX_BODY_BYTES", "Transport"]
 
 log = logging.getLogger("cometrunway.transport")
 
-# Connects fail fast; a slow answer is allowed a minute (creates can take a while to ack).
-DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=15, sock_connect=15, sock_read=60)
+# Connects fail fast; a whole exchange is allowed 75 s (creates can take a while to ack).
+# One deadline per request: a per-read timeout (sock_read) costs aiohttp a timer reschedule
+# on every chunk, and API answers are small enough for a total to say the same thing.
+DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=75, connect=15, sock_connect=15)
 # API answers are small JSON; a bigger body is a wrong URL or an attack, not a task.
 MAX_BODY_BYTES = 8 * 1024 * 1024
 
