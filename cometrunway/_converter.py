@@ -226,27 +226,12 @@ class OfficialTaskWire:
 
 @frozen
 class RecordWire:
-    """A task record: the wrapper's ``data`` (F1/T2), the flat F2 record, or upstream F3."""
+    """The typed identity of a task record: the wrapper's ``data`` (F1/T2), the flat F2
+    record, or upstream F3. Its other members are free-form and read from the record as
+    found (``protocol``), so a poll pays for checking only what the client relies on."""
 
     task_id: str
     status: str | None = None
-    action: Any = None
-    progress: Any = None
-    fail_reason: Any = None
-    result_url: Any = None
-    video_url: Any = None
-    raw_video_url: Any = None
-    poster: Any = None
-    last_frame: Any = None
-    msg: Any = None
-    state: Any = None
-    refund: Any = None
-    submit_time: Any = None
-    start_time: Any = None
-    finish_time: Any = None
-    create_time: Any = None
-    update_time: Any = None
-    data: Any = None
 
 
 _converter.register_structure_hook(

@@ -496,50 +496,62 @@ class Client:
         label: str | None,
         already_sending: bool,
     ) -> TaskHandle:
-        # One attempt runs as a child of the client's group and is shielded: if the caller
-        # is cancelled mid-request, an answer that arrives is still journaled and tracked.
+        # One attempt runs as a child of the client's group, not in the caller: if the caller
+        # is cancelled mid-request, which cancels only `outcome`, an answer that arrives is
+        # still journaled and tracked.
         group = self._check_open()
-        attempt = group.create_task(self._attempt(http, request, key, label, already_sending))
-        handle, error = await asyncio.shield(attempt)
-        if error is not None:
-            raise error
-        assert handle is not None
-        return handle
+        outcome: asyncio.Future[TaskHandle] = asyncio.get_running_loop().create_future()
+        group.create_task(self._attempt(outcome, http, request, key, label, already_sending))
+        return await outcome
 
     async def _attempt(
         self,
+        outcome: asyncio.Future[TaskHandle],
         http: HTTPRequest,
         request: Request,
         key: str | None,
         label: str | None,
         already_sending: bool,
-    ) -> tuple[TaskHandle | None, CometRunwayError | None]:
+    ) -> None:
         journal = self._journal
-        if journal is not None and key is not None and not already_sending:
-            await journal.mark_sending(key)  # durable before the bytes may leave
-        submitted_at = self._clock()
         try:
-            task_id = parse_submit(await self._request(http))
-        except CometRunwayError as exc:
+            if journal is not None and key is not None and not already_sending:
+                await journal.mark_sending(key)  # durable before the bytes may leave
+            submitted_at = self._clock()
+            try:
+                task_id = parse_submit(await self._request(http))
+            except CometRunwayError as exc:
+                if journal is not None and key is not None:
+                    if submit_disposition(exc) is SubmitDisposition.AMBIGUOUS:
+                        await journal.mark_ambiguous(key, str(exc))
+                    else:
+                        await journal.mark_rejected(key, str(exc), getattr(exc, "code", None))
+                if not outcome.done():
+                    outcome.set_exception(exc)
+                return
+            except BaseException:
+                if journal is not None and key is not None:
+                    await asyncio.shield(journal.mark_ambiguous(key, "interrupted while sending"))
+                raise
             if journal is not None and key is not None:
-                if submit_disposition(exc) is SubmitDisposition.AMBIGUOUS:
-                    await journal.mark_ambiguous(key, str(exc))
+                # Queued durably without waiting for the disk: later writes for this task are
+                # committed after it, and a crash before it commits lists the row as ambiguous.
+                await journal.mark_submitted(key, task_id, wait=False)
+            log.info("created task %s (%s)", task_id, type(request).__name__)
+            handle = self._follow(task_id, request.poll_route, submitted_at=submitted_at)
+            if self._events.active:
+                self._events.emit(Submitted(task_id, key, type(request).__name__, label))
+        except BaseException as exc:
+            # A bug, or the client closing mid-attempt: the caller hears it too, and the
+            # group sees it.
+            if not outcome.done():
+                if isinstance(exc, asyncio.CancelledError):
+                    outcome.cancel()
                 else:
-                    await journal.mark_rejected(key, str(exc), getattr(exc, "code", None))
-            return None, exc
-        except BaseException:
-            if journal is not None and key is not None:
-                await asyncio.shield(journal.mark_ambiguous(key, "interrupted while sending"))
+                    outcome.set_exception(exc)
             raise
-        if journal is not None and key is not None:
-            # Queued durably without waiting for the disk: later writes for this task are
-            # committed after it, and a crash before it commits lists the row as ambiguous.
-            await journal.mark_submitted(key, task_id, wait=False)
-        log.info("created task %s (%s)", task_id, type(request).__name__)
-        handle = self._follow(task_id, request.poll_route, submitted_at=submitted_at)
-        if self._events.active:
-            self._events.emit(Submitted(task_id, key, type(request).__name__, label))
-        return handle, None
+        if not outcome.done():
+            outcome.set_result(handle)
 
     def _on_submit_backoff(self, details: Any) -> None:
         self._counts["submit_retries"] += 1

@@ -95,8 +95,11 @@ class HTTPRequest:
 
 
 def _lower_keys(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> Mapping[str, str]:
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    return {str(k).lower(): str(v) for k, v in items}
+    if isinstance(headers, Mapping):
+        # Every answer passes here: built by C-level iteration, not a Python loop.
+        names = map(str.lower, map(str, headers.keys()))
+        return dict(zip(names, map(str, headers.values()), strict=True))
+    return {str(k).lower(): str(v) for k, v in headers}
 
 
 @frozen
@@ -506,7 +509,12 @@ def _collect(layers: list[Mapping[str, Any]], keys: tuple[str, ...]) -> tuple[st
 
 
 def _first(layers: list[Mapping[str, Any]], key: str) -> str | None:
-    return next(iter(_collect(layers, (key,))), None)
+    for layer in layers:
+        value = layer.get(key)
+        if value:
+            for url in _urls(value):
+                return url
+    return None
 
 
 def _video_of(outputs: tuple[str, ...]) -> str | None:
@@ -582,10 +590,13 @@ def _official_task(payload: dict[str, Any], body: bytes | None) -> Task:
 
 
 def _record_task(record: dict[str, Any], body: bytes | None) -> Task:
+    # Only the identity is typed; every other member is read loosely, as found (§1.5).
     wire = structure(record, RecordWire, what="task record", body=body)
-    nested = wire.data if isinstance(wire.data, dict) else {}
+    get = record.get
+    data = get("data")
+    nested = data if isinstance(data, dict) else {}
     nested_status = nested.get("status")
-    state = _text(wire.state)
+    state = _text(get("state"))
 
     # Trust the wrapper's word for terminality; fall back to the nested provider task (§2).
     status = map_status(wire.status)
@@ -602,20 +613,23 @@ def _record_task(record: dict[str, Any], body: bytes | None) -> Task:
             status = nested_mapped
     status = status or TaskStatus.PENDING
 
+    fail_reason = _text(get("fail_reason"))
+    nested_failure = _text(nested.get("failure"))
     error = (
-        _text(wire.fail_reason)
-        or _text(nested.get("failure"))
+        fail_reason
+        or nested_failure
         or _text(nested.get("fail_reason"))
-        or _text(wire.msg)
+        or _text(get("msg"))
         or _text(nested.get("msg"))
     )
     error_code = _text(nested.get("failureCode"))
-    refunded = isinstance(wire.refund, str | int) and str(wire.refund).strip() == "1"
-    explicit_failure = bool(_text(wire.fail_reason) or _text(nested.get("failure")) or error_code)
+    refund = get("refund")
+    refunded = isinstance(refund, str | int) and str(refund).strip() == "1"
+    explicit_failure = bool(fail_reason or nested_failure or error_code)
     if not status.is_terminal and (explicit_failure or refunded):
         status = TaskStatus.FAILED
 
-    progress = normalize_progress(wire.progress)
+    progress = normalize_progress(get("progress"))
     if progress is None:
         progress = normalize_progress(nested.get("progress"))
     return _task(
@@ -628,9 +642,9 @@ def _record_task(record: dict[str, Any], body: bytes | None) -> Task:
         error_code=error_code,
         body=body,
         failed=explicit_failure or refunded,
-        created=wire.submit_time or wire.create_time or nested.get("createdAt"),
-        started=wire.start_time,
-        finished=wire.finish_time,
+        created=get("submit_time") or get("create_time") or nested.get("createdAt"),
+        started=get("start_time"),
+        finished=get("finish_time"),
     )
 
 
