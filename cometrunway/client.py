@@ -111,6 +111,11 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
+def _retryable(error: Exception) -> bool:
+    """Whether a failed create certainly was not accepted, so sending it again is safe."""
+    return submit_disposition(error) is SubmitDisposition.RETRY
+
+
 class Client:
     """An asyncio client for CometAPI's Runway routes.
 
@@ -197,7 +202,7 @@ class Client:
             retry.waits,
             CometRunwayError,
             max_tries=retry.max_tries,
-            giveup=lambda exc: submit_disposition(exc) is not SubmitDisposition.RETRY,
+            giveup=lambda exc: not _retryable(exc),
             jitter=None,
             on_backoff=self._on_submit_backoff,
             logger=None,
@@ -422,10 +427,18 @@ class Client:
         claimed: bool = False,
     ) -> TaskHandle:
         self._counts["submits"] += 1
-        request_type = type(request).__name__
         try:
-            return await self._create_with_retries(http, request, journal_key, label, claimed)
+            try:
+                # The first attempt runs bare, the usual case; only a failure that certainly
+                # was not accepted goes to backoff, which resends as the RetryPolicy says.
+                return await self._create_once(http, request, journal_key, label, claimed)
+            except CometRunwayError as exc:
+                if self._retry.max_tries == 1 or not _retryable(exc):
+                    raise
+                first_failure = [exc]
+            return await self._resend_create(first_failure, http, request, journal_key, label)
         except CometRunwayError as exc:
+            request_type = type(request).__name__
             if submit_disposition(exc) is SubmitDisposition.AMBIGUOUS:
                 self._counts["ambiguous_submits"] += 1
                 self._events.emit(AmbiguousSubmit(journal_key, request_type, exc, label))
@@ -461,19 +474,6 @@ class Client:
             )
         raise JournalError(f"journal row {entry.key!r} is {entry.state}: cannot reuse it")
 
-    async def _create_with_retries(
-        self, http: HTTPRequest, request: Request, key: str | None, label: str | None, claimed: bool
-    ) -> TaskHandle:
-        # The first attempt runs bare, the usual case; only a failure that certainly was not
-        # accepted is handed to backoff, which waits and resends as the RetryPolicy says.
-        try:
-            return await self._create_once(http, request, key, label, claimed)
-        except CometRunwayError as exc:
-            if self._retry.max_tries == 1 or submit_disposition(exc) is not SubmitDisposition.RETRY:
-                raise
-            first_failure = [exc]
-        return await self._resend_create(first_failure, http, request, key, label)
-
     async def _create_again(
         self,
         first_failure: list[CometRunwayError],
@@ -488,21 +488,24 @@ class Client:
             raise first_failure.pop()
         return await self._create_once(http, request, key, label, already_sending=False)
 
-    async def _create_once(
+    def _create_once(
         self,
         http: HTTPRequest,
         request: Request,
         key: str | None,
         label: str | None,
         already_sending: bool,
-    ) -> TaskHandle:
-        # One attempt runs as a child of the client's group, not in the caller: if the caller
-        # is cancelled mid-request, which cancels only `outcome`, an answer that arrives is
-        # still journaled and tracked.
+    ) -> asyncio.Future[TaskHandle]:
+        """Start one create attempt; the future gets its handle or its error.
+
+        The attempt runs as a child of the client's group, not in the caller: if the caller
+        is cancelled mid-request, which cancels only this future, an answer that arrives is
+        still journaled and tracked.
+        """
         group = self._check_open()
         outcome: asyncio.Future[TaskHandle] = asyncio.get_running_loop().create_future()
         group.create_task(self._attempt(outcome, http, request, key, label, already_sending))
-        return await outcome
+        return outcome
 
     async def _attempt(
         self,
@@ -584,8 +587,8 @@ class Client:
                 raise ValueError(f"{name} must have one entry per request ({len(items)})")
         self._check_open()
 
-        async def submit_one(index: int, request: Request) -> TaskHandle:
-            return await self.submit(
+        def submit_one(index: int, request: Request) -> Awaitable[TaskHandle]:
+            return self.submit(
                 request,
                 key=keys[index] if keys is not None else None,
                 label=labels[index] if labels is not None else None,
