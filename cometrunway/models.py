@@ -59,12 +59,11 @@ def _fail(cls_name: str, name: str, allowed: str, value: object) -> ValueError:
 
 def _non_empty_text(max_len: int | None = None) -> Any:
     def check(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        cls_name = type(inst).__name__
         if not isinstance(value, str) or not value.strip():
-            raise _fail(cls_name, attribute.name, "a non-empty string", value)
+            raise _fail(type(inst).__name__, attribute.name, "a non-empty string", value)
         if max_len is not None and len(value) > max_len:
             raise ValueError(
-                f"{cls_name}.{attribute.name} must be at most {max_len} characters, "
+                f"{type(inst).__name__}.{attribute.name} must be at most {max_len} characters, "
                 f"got {len(value)}"
             )
 
