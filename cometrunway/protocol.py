@@ -95,11 +95,8 @@ class HTTPRequest:
 
 
 def _lower_keys(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> Mapping[str, str]:
-    if isinstance(headers, Mapping):
-        # Every answer passes here: built by C-level iteration, not a Python loop.
-        names = map(str.lower, map(str, headers.keys()))
-        return dict(zip(names, map(str, headers.values()), strict=True))
-    return {str(k).lower(): str(v) for k, v in headers}
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return {str(k).lower(): str(v) for k, v in items}
 
 
 @frozen

@@ -90,7 +90,7 @@ class Transport:
                     body = await response.read()  # the usual case: a small, sized answer
                 else:
                     body = await _read_capped(response, request)
-                return HTTPResponse(response.status, response.headers, body)
+                return HTTPResponse(response.status, response.headers.items(), body)
         except TransportError:
             raise
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
