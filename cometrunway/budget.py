@@ -12,6 +12,8 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+from .protocol import HTTPResponse, parse_retry_after
+
 __all__ = ["Clock", "RequestBudget", "Sleep"]
 
 Clock = Callable[[], float]
@@ -55,6 +57,17 @@ class RequestBudget:
         wait = self.reserve()
         if wait > 0:
             await self._sleep(wait)
+
+    async def wait(self, delay: float) -> None:
+        """Sleep ``delay`` seconds (what ``reserve()`` returned) with the budget's sleep."""
+        await self._sleep(delay)
+
+    def observe(self, response: HTTPResponse) -> None:
+        """Learn from an answer: a 429 pauses and slows everyone, anything else recovers."""
+        if response.status == 429:
+            self.on_rate_limited(parse_retry_after(response.header("retry-after")))
+        else:
+            self.on_success()
 
     def reserve(self) -> float:
         """Reserve the next slot; returns how long to wait for it (0 when it is now)."""

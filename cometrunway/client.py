@@ -55,12 +55,10 @@ from .poller import Poller, PollerStatistics
 from .protocol import (
     DEFAULT_RUNWAY_VERSION,
     HTTPRequest,
-    HTTPResponse,
     SubmitDisposition,
     build_poll,
     build_submit,
     parse_poll,
-    parse_retry_after,
     parse_submit,
     submit_disposition,
 )
@@ -181,9 +179,11 @@ class Client:
         self._journal: Journal | None = None
         self._clock = clock
         self._sleep = sleep
-        self._transport = Transport(self._base_url, session=session, timeout=http_timeouts)
-        self._session = session
         self._budget = RequestBudget(poll.requests_per_second, clock=clock, sleep=sleep)
+        self._transport = Transport(
+            self._base_url, session=session, timeout=http_timeouts, budget=self._budget
+        )
+        self._session = session
         self._poller = Poller(
             self._fetch_task,
             poll,
@@ -323,22 +323,11 @@ class Client:
 
     # ---------------------------------------------------------------- requests
 
-    async def _request(self, request: HTTPRequest) -> HTTPResponse:
-        wait = self._budget.reserve()  # inline: most requests have nothing to wait for
-        if wait > 0:
-            await self._sleep(wait)
-        response = await self._transport.send(request)
-        if response.status == 429:
-            self._budget.on_rate_limited(parse_retry_after(response.header("retry-after")))
-        else:
-            self._budget.on_success()
-        return response
-
     async def _fetch_task(self, task_id: str, route: PollRoute) -> Task:
         request = build_poll(
             task_id, route, api_key=self._api_key, runway_version=self._runway_version
         )
-        return parse_poll(await self._request(request), task_id=task_id)
+        return parse_poll(await self._transport.send(request), task_id=task_id)
 
     # ---------------------------------------------------------------- submits
 
@@ -522,7 +511,7 @@ class Client:
                 await journal.mark_sending(key)  # durable before the bytes may leave
             submitted_at = self._clock()
             try:
-                task_id = parse_submit(await self._request(http))
+                task_id = parse_submit(await self._transport.send(http))
             except CometRunwayError as exc:
                 if journal is not None and key is not None:
                     if submit_disposition(exc) is SubmitDisposition.AMBIGUOUS:

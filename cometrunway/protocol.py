@@ -130,8 +130,12 @@ def _headers(
     return tuple(headers)
 
 
+# One encoder for every body: json.dumps builds a new one per call for non-default options.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _dumps(body: Any) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return _ENCODER.encode(body).encode()
 
 
 def build_submit(

@@ -4,7 +4,8 @@ The transport borrows a ``ClientSession`` it is given or owns one it creates, an
 only what it created. It makes exactly one attempt per call and maps every aiohttp failure to
 ``TransportError``, saying whether the request may have reached the server
 (``request_sent``): a connect or DNS failure certainly did not; a read timeout or a dropped
-connection may have. What to do about it is the pure core's call (``protocol``).
+connection may have. What to do about it is the pure core's call (``protocol``). Given the
+client's ``RequestBudget``, every request waits for its slot and every answer feeds it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 
+from .budget import RequestBudget
 from .errors import ClientStateError, TransportError
 from .protocol import HTTPRequest, HTTPResponse
 
@@ -41,8 +43,10 @@ class Transport:
         session: aiohttp.ClientSession | None = None,
         timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
         connection_limit: int = 100,
+        budget: RequestBudget | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
+        self._budget = budget
         self._session = session
         self._owns_session = session is None
         self._timeout = timeout
@@ -73,6 +77,11 @@ class Transport:
         session = self._session
         if session is None:
             raise ClientStateError("the transport is not open")
+        budget = self._budget
+        if budget is not None:
+            wait = budget.reserve()  # most requests have nothing to wait for
+            if wait > 0:
+                await budget.wait(wait)
         url = self._base_url + request.path
         sent = False
         try:
@@ -90,7 +99,7 @@ class Transport:
                     body = await response.read()  # the usual case: a small, sized answer
                 else:
                     body = await _read_capped(response, request)
-                return HTTPResponse(response.status, response.headers.items(), body)
+                answer = HTTPResponse(response.status, response.headers.items(), body)
         except TransportError:
             raise
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
@@ -106,6 +115,9 @@ class Transport:
                 + (" after the answer began" if sent else "; it may have reached the server"),
                 request_sent=True,
             ) from exc
+        if budget is not None:
+            budget.observe(answer)
+        return answer
 
 
 async def _read_capped(response: aiohttp.ClientResponse, request: HTTPRequest) -> bytes:
