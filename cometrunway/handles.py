@@ -6,6 +6,7 @@ import asyncio
 import os
 from collections.abc import Callable, Generator
 from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .models import PollRoute, Task, TaskStatus
@@ -25,7 +26,7 @@ class TaskHandle:
     leaves the task tracked, and the handle can be awaited again.
     """
 
-    __slots__ = ("_client", "_future", "_task", "poll_route", "task_id")
+    __slots__ = ("_client", "_error_tb", "_future", "_outcome", "_task", "poll_route", "task_id")
 
     def __init__(
         self, task_id: str, *, poll_route: PollRoute, client: Client | None = None
@@ -34,15 +35,24 @@ class TaskHandle:
         self.poll_route: PollRoute = poll_route
         self._client = client
         self._task: Task | None = None
-        self._future: asyncio.Future[Task] = asyncio.get_running_loop().create_future()
+        # The finished Task or the error, once done. The future exists only while somebody
+        # waits for a handle that is not done yet: most finish before anyone looks.
+        self._outcome: Task | BaseException | None = None
+        self._future: asyncio.Future[Task] | None = None
+        self._error_tb: TracebackType | None = None
 
     def __repr__(self) -> str:
         return f"<TaskHandle {self.task_id} {self.status.value}>"
 
     def __await__(self) -> Generator[Any, None, Task]:
-        if self._future.done():  # nothing to wait for, so nothing to shield
-            return self._future.__await__()
-        return asyncio.shield(self._future).__await__()
+        if self._outcome is not None:  # nothing to wait for, so nothing to shield
+            return _finished(self._outcome, self._error_tb)
+        return asyncio.shield(self._waiter()).__await__()
+
+    def _waiter(self) -> asyncio.Future[Task]:
+        if self._future is None:
+            self._future = asyncio.get_running_loop().create_future()
+        return self._future
 
     async def wait(self) -> Task:
         """Same as ``await handle``."""
@@ -62,17 +72,20 @@ class TaskHandle:
         return self._task.progress if self._task is not None else None
 
     def done(self) -> bool:
-        return self._future.done()
+        return self._outcome is not None
 
     def exception(self) -> BaseException | None:
         """The error the handle ended with, None if it succeeded; only once ``done()``."""
-        if not self._future.done():
+        if self._outcome is None:
             raise asyncio.InvalidStateError(f"task {self.task_id} is not finished yet")
-        return self._future.exception()
+        return self._outcome if isinstance(self._outcome, BaseException) else None
 
     def add_done_callback(self, callback: Callable[[TaskHandle], Any]) -> None:
-        """Call ``callback(handle)`` once the handle is done (at once if it already is)."""
-        self._future.add_done_callback(lambda _: callback(self))
+        """Call ``callback(handle)`` once the handle is done (soon, if it already is)."""
+        if self._outcome is not None:
+            asyncio.get_running_loop().call_soon(callback, self)
+        else:
+            self._waiter().add_done_callback(lambda _: callback(self))
 
     async def download(
         self,
@@ -93,13 +106,29 @@ class TaskHandle:
 
     def _resolve(self, task: Task) -> None:
         self._task = task
-        if not self._future.done():
-            self._future.set_result(task)
+        if self._outcome is None:
+            self._outcome = task
+            if self._future is not None:
+                self._future.set_result(task)
 
     def _fail(self, error: BaseException, task: Task | None = None) -> None:
         if task is not None:
             self._task = task
-        if not self._future.done():
-            self._future.set_exception(error)
-            # A handle nobody awaits must not log "exception was never retrieved" at exit.
-            self._future.exception()
+        if self._outcome is None:
+            self._outcome = error
+            self._error_tb = error.__traceback__
+            if self._future is not None:
+                self._future.set_exception(error)
+                # A handle nobody awaits must not log "exception was never retrieved" at exit.
+                self._future.exception()
+
+
+def _finished(
+    outcome: Task | BaseException, error_tb: TracebackType | None
+) -> Generator[Any, None, Task]:
+    """What awaiting a finished handle gives: the task, or its error raised (with its own
+    traceback each time, as a future re-raises it, so repeated awaits do not grow it)."""
+    if isinstance(outcome, BaseException):
+        raise outcome.with_traceback(error_tb)
+    return outcome
+    yield  # type: ignore[unreachable]  # a generator: `await` needs an iterator

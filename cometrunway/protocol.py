@@ -295,7 +295,10 @@ def _classify(response: HTTPResponse, now: datetime | None) -> tuple[CometRunway
             )
         ), None
     try:
-        payload = json.loads(response.body) if response.body.strip() else None
+        # API answers are UTF-8 (RFC 8259 §8.1; a BOM is tolerated): decoding here spares
+        # json.loads its encoding sniffing on every answer. Other bytes are "not JSON".
+        text = response.body.decode("utf-8-sig")
+        payload = json.loads(text) if text.strip() else None
     except (ValueError, RecursionError):
         # Gateways (nginx, Cloudflare 502/524) answer 429/5xx with HTML pages: those keep
         # their retry meaning (§3.2); an HTML page anywhere else means a wrong path.
@@ -453,6 +456,8 @@ def normalize_progress(value: object) -> float | None:
 
 def _timestamp(value: object) -> datetime | None:
     """Unix seconds as int or string (``0`` = not yet), or ISO-8601 (Appendix 6)."""
+    if type(value) is int:  # the usual shape, first
+        return datetime.fromtimestamp(value, UTC) if 0 < value <= 1e11 else None
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
