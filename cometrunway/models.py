@@ -113,7 +113,14 @@ def _int_range(lo: int, hi: int) -> Any:
 
 
 def _one_of(*allowed: object) -> Any:
+    exact = frozenset((type(a), a) for a in allowed)
+
     def check(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        try:
+            if (type(value), value) in exact:
+                return  # the usual case, without the walk below
+        except TypeError:
+            pass  # unhashable: not one of them, said below
         # Same type as well as equal: 5.0 is not the integer 5 the wire expects.
         if isinstance(value, bool) or not any(
             isinstance(value, type(a)) and value == a for a in allowed

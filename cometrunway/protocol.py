@@ -94,21 +94,36 @@ class HTTPRequest:
         return None if self.body is None else json.loads(self.body)
 
 
-def _lower_keys(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> Mapping[str, str]:
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    return {str(k).lower(): str(v) for k, v in items}
+def _header_pairs(
+    headers: Mapping[str, str] | Iterable[tuple[str, str]],
+) -> tuple[tuple[str, str], ...]:
+    return tuple(headers.items() if isinstance(headers, Mapping) else headers)
 
 
 @frozen
 class HTTPResponse:
-    """One answer from the transport: status, headers (names lower-cased), raw body."""
+    """One answer from the transport: status, headers, raw body.
+
+    Headers are kept as received and matched case-insensitively when asked for: most answers
+    are read without looking at a single header, so none are normalised up front.
+    """
 
     status: int
-    headers: Mapping[str, str] = field(factory=dict, converter=_lower_keys)
+    _headers: tuple[tuple[str, str], ...] = field(default=(), converter=_header_pairs)
     body: bytes = b""
 
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Every header, names lower-cased (the last of a repeated name wins)."""
+        return {str(k).lower(): str(v) for k, v in self._headers}
+
     def header(self, name: str) -> str | None:
-        return self.headers.get(name.lower())
+        lname = name.lower()
+        found = None
+        for key, value in self._headers:
+            if str(key).lower() == lname:
+                found = str(value)  # the last wins, as in ``headers``
+        return found
 
 
 # ---------------------------------------------------------------- building
@@ -170,7 +185,8 @@ def build_poll(
         raise ValueError(f"task_id must be a non-empty string, got {task_id!r}")
     if route == "feed":
         headers = _headers(api_key, runway_version, True)
-        return HTTPRequest("POST", "/runway/feed", headers, _dumps({"task_id": task_id}))
+        body = b'{"task_id":%s}' % _ENCODER.encode(task_id).encode()  # a string: no dict walk
+        return HTTPRequest("POST", "/runway/feed", headers, body)
     if route == "tasks":
         headers = _headers(api_key, runway_version, False)
         return HTTPRequest("GET", f"/runwayml/v1/tasks/{quote(task_id, safe='')}", headers)
@@ -419,6 +435,8 @@ _STATUS_WORDS: dict[str, TaskStatus] = {
 
 def map_status(word: object) -> TaskStatus | None:
     """One status word of any vocabulary in §2; None when absent or unknown."""
+    if type(word) is str:  # the usual shape, first
+        return _STATUS_WORDS.get(word.strip().upper())
     if isinstance(word, bool):
         return None
     if isinstance(word, int):
@@ -508,7 +526,13 @@ def _collect(layers: list[Mapping[str, Any]], keys: tuple[str, ...]) -> tuple[st
     for key in keys:
         for layer in layers:
             value = layer.get(key)
-            if value:  # most keys are absent or empty while a task runs: skip them cheaply
+            if not value:  # most keys are absent or empty while a task runs: skip them cheaply
+                continue
+            if type(value) is str:  # one URL, the usual shape
+                url = _url(value)
+                if url is not None:
+                    found.setdefault(url)
+            else:
                 for url in _urls(value):
                     found.setdefault(url)
     return tuple(found)
@@ -518,8 +542,9 @@ def _first(layers: list[Mapping[str, Any]], key: str) -> str | None:
     for layer in layers:
         value = layer.get(key)
         if value:
-            for url in _urls(value):
-                return url
+            for url in _urls(value) if type(value) is not str else (_url(value),):
+                if url is not None:
+                    return url
     return None
 
 
@@ -597,16 +622,20 @@ def _official_task(payload: dict[str, Any], body: bytes | None) -> Task:
 
 def _record_task(record: dict[str, Any], body: bytes | None) -> Task:
     # Only the identity is typed; every other member is read loosely, as found (§1.5).
-    wire = structure(record, RecordWire, what="task record", body=body)
     get = record.get
+    task_id, word = get("task_id"), get("status")
+    if type(task_id) is not str or (word is not None and type(word) is not str):
+        # Anything but the usual string id and word: the converter coerces or says why not.
+        wire = structure(record, RecordWire, what="task record", body=body)
+        task_id, word = wire.task_id, wire.status
     data = get("data")
     nested = data if isinstance(data, dict) else {}
     nested_status = nested.get("status")
     state = _text(get("state"))
 
     # Trust the wrapper's word for terminality; fall back to the nested provider task (§2).
-    status = map_status(wire.status)
-    raw_status = wire.status or None
+    status = map_status(word)
+    raw_status = word or None
     if status is None and state:
         status = map_status(state)  # upstream `state`: "succeeded" (§2)
     if status is None:
@@ -639,7 +668,7 @@ def _record_task(record: dict[str, Any], body: bytes | None) -> Task:
     if progress is None:
         progress = normalize_progress(nested.get("progress"))
     return _task(
-        task_id=wire.task_id,
+        task_id=task_id,
         status=status,
         raw_status=raw_status,
         progress=progress,
