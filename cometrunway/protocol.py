@@ -340,6 +340,15 @@ def _classify(response: HTTPResponse, now: datetime | None) -> tuple[CometRunway
         return None, payload  # parse_* will say what it expected
 
     err = payload.get("error")
+    raw_code: object = payload.get("code")
+    if err is None and status < 400 and (raw_code == "success" or raw_code in (200, 0)):
+        # The usual success envelopes (F1 "success", A1/F3 200): only a task_not_exist word
+        # could still make one an error, and then the full reading below decides.
+        said, msg = payload.get("message"), payload.get("msg")
+        if (said is None or (type(said) is str and "task_not_exist" not in said)) and (
+            msg is None or (type(msg) is str and "task_not_exist" not in msg)
+        ):
+            return None, payload
     if isinstance(err, dict) and err:
         err_message = _text(err.get("message")) or f"HTTP {status}"
         err_code = _text(err.get("code")) or _text(err.get("type"))
@@ -349,7 +358,6 @@ def _classify(response: HTTPResponse, now: datetime | None) -> tuple[CometRunway
     if isinstance(err, str) and err.strip() and status >= 400:
         return (_error_for(status, err.strip(), None, response, now)), None
 
-    raw_code: object = payload.get("code")
     message = _text(payload.get("message")) or _text(payload.get("msg"))
     code = _business_code(raw_code)
     if code is None and isinstance(raw_code, str):
@@ -541,10 +549,15 @@ def _collect(layers: list[Mapping[str, Any]], keys: tuple[str, ...]) -> tuple[st
 def _first(layers: list[Mapping[str, Any]], key: str) -> str | None:
     for layer in layers:
         value = layer.get(key)
-        if value:
-            for url in _urls(value) if type(value) is not str else (_url(value),):
-                if url is not None:
-                    return url
+        if not value:
+            continue
+        if type(value) is str:  # one URL, the usual shape
+            url = _url(value)
+            if url is not None:
+                return url
+        else:
+            for url in _urls(value):
+                return url
     return None
 
 

@@ -1521,3 +1521,33 @@ def test_every_sample_is_valid_json_or_an_html_page() -> None:
             assert path.read_bytes().lstrip().lower().startswith(b"<!doctype html")
         else:
             assert path.name == "README.md"
+
+
+@pytest.mark.parametrize(
+    "envelope",
+    [
+        {"code": "success", "message": " task_not_exist ", "data": None},
+        {"code": "success", "message": "", "msg": "task_not_exist", "data": None},
+        {"code": 200, "msg": "task_not_exist\n", "data": None},
+        {"code": 0, "message": None, "msg": " task_not_exist", "data": None},
+    ],
+)
+def test_a_success_envelope_naming_task_not_exist_is_still_not_found(envelope: Any) -> None:
+    with pytest.raises(TaskNotFound):
+        parse_poll(answer(200, envelope), task_id="t1")
+
+
+@pytest.mark.parametrize("code", ["success", 200, 0, False, 200.0, None, " Success ", "SUCCESS"])
+def test_success_codes_read_the_record(code: Any) -> None:
+    record = {"task_id": "t1", "status": "IN_PROGRESS", "progress": "40%"}
+    body = {"code": code, "message": "", "msg": "success", "data": record}
+    task = parse_poll(answer(200, body), task_id="t1")
+    assert (task.task_id, task.status, task.progress) == ("t1", TaskStatus.RUNNING, 0.4)
+
+
+def test_headers_are_matched_case_insensitively_and_the_last_repeat_wins() -> None:
+    response = HTTPResponse(429, [("Retry-After", "1"), ("retry-after", "7")], b"{}")
+    assert response.header("RETRY-AFTER") == "7"
+    assert response.headers == {"retry-after": "7"}
+    assert HTTPResponse(200, {"X-A": "b"}).header("x-a") == "b"
+    assert HTTPResponse(200).header("x-a") is None
