@@ -7,7 +7,14 @@ the bare loop with that many workers (each a create then its poll), the pipeline
 of them creating (``submit_many``) and half polling (the poller's workers). Prints requests
 per second for both and the ratio (target ≥ 70%), best of ``--rounds`` alternating runs.
 
-    python bench/bench_overhead.py [--tasks 3000] [--concurrency 32]
+Wall-clock rates on a shared machine swing with its load. ``--instructions`` measures the
+same thing deterministically: each side runs under valgrind's callgrind (the fake outside
+it), twice with different task counts, and the difference gives CPU instructions per
+request, free of warm-up and start-up costs. The rate ratio of two CPU-bound loops is the
+inverse of their instruction ratio (as far as instructions cost alike).
+
+    python bench/bench_overhead.py [--tasks 3000] [--concurrency 32] [--rounds 3]
+    python bench/bench_overhead.py --instructions [--tasks 1000]
 """
 
 from __future__ import annotations
@@ -15,6 +22,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 
 import aiohttp
@@ -78,14 +90,74 @@ async def pipeline(url: str, n: int, concurrency: int) -> float:
     return (n + polls) / elapsed
 
 
+async def run_once(side: str, n: int, concurrency: int) -> None:
+    """One side alone, warmed up first (what ``--instructions`` runs under callgrind)."""
+    run = bare if side == "bare" else pipeline
+    with fake_process() as url:
+        await run(url, 100, concurrency)
+        await run(url, n, concurrency)
+
+
+def instructions(side: str, n: int, concurrency: int) -> int:
+    """Instructions the whole process executes running ``side`` with ``n`` tasks."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "callgrind.out")
+        subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                f"--callgrind-out-file={out}",
+                sys.executable,
+                __file__,
+                "--side",
+                side,
+                "--tasks",
+                str(n),
+                "--concurrency",
+                str(concurrency),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        with open(out) as profile:
+            for line in profile:
+                if line.startswith("summary:"):
+                    return int(line.split()[1])
+    raise RuntimeError("callgrind wrote no summary")
+
+
+def count_instructions(n: int, concurrency: int) -> None:
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (apt install valgrind)")
+    base = max(100, n // 4)
+    per_request = {}
+    for side in ("bare", "pipeline"):
+        extra = instructions(side, base + n, concurrency) - instructions(side, base, concurrency)
+        per_request[side] = extra / (2 * n)  # one create and one poll per task
+    print(f"bare aiohttp    {per_request['bare']:10.0f} instructions/request")
+    print(f"cometrunway     {per_request['pipeline']:10.0f} instructions/request")
+    ratio = per_request["bare"] / per_request["pipeline"]
+    print(f"ratio           {ratio:10.2f} (bare / cometrunway; target ≥ 0.70)")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--tasks", type=int, default=3000)
+    parser.add_argument("--tasks", type=int, default=None)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--instructions", action="store_true")
+    parser.add_argument("--side", choices=("bare", "pipeline"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.concurrency < 2:
         parser.error("--concurrency must be at least 2 (half create, half poll)")
+    if args.side is not None:
+        await run_once(args.side, args.tasks or 1000, args.concurrency)
+        return
+    if args.instructions:
+        count_instructions(args.tasks or 1000, args.concurrency)
+        return
+    args.tasks = args.tasks or 3000
     with fake_process() as url:
         await bare(url, 200, args.concurrency)  # warm up both sides
         await pipeline(url, 200, args.concurrency)

@@ -179,11 +179,14 @@ class _ReadOnlyMapping(Mapping[str, Any]):
         return (_ReadOnlyMapping, (self._data,))
 
 
+_NO_EXTRA = _ReadOnlyMapping({})
+
+
 def _freeze_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     # Read-only, but not hashable: request models leave ``extra`` out of their hash (it
     # still counts for equality, so equal requests hash equal).
-    if value is None:
-        return _ReadOnlyMapping({})
+    if value is None or (type(value) is dict and not value):
+        return _NO_EXTRA  # the usual case: one shared empty mapping, read-only
     if not isinstance(value, Mapping):
         raise TypeError(f"extra must be a mapping of wire field names to values, got {value!r}")
     for key in value:
