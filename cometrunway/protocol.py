@@ -663,19 +663,22 @@ def _record_task(record: dict[str, Any], body: bytes | None) -> Task:
 
     fail_reason = _text(get("fail_reason"))
     nested_failure = _text(nested.get("failure"))
-    error = (
-        fail_reason
-        or nested_failure
-        or _text(nested.get("fail_reason"))
-        or _text(get("msg"))
-        or _text(nested.get("msg"))
-    )
     error_code = _text(nested.get("failureCode"))
     refund = get("refund")
-    refunded = isinstance(refund, str | int) and str(refund).strip() == "1"
-    explicit_failure = bool(fail_reason or nested_failure or error_code)
-    if not status.is_terminal and (explicit_failure or refunded):
+    refunded = refund is not None and isinstance(refund, str | int) and str(refund).strip() == "1"
+    failed = bool(fail_reason or nested_failure or error_code or refunded)
+    if not status.is_terminal and failed:
         status = TaskStatus.FAILED
+    error = None
+    if failed or status is TaskStatus.FAILED or status is TaskStatus.CANCELLED:
+        # Only a task that may end failed or cancelled carries its error (see ``_task``).
+        error = (
+            fail_reason
+            or nested_failure
+            or _text(nested.get("fail_reason"))
+            or _text(get("msg"))
+            or _text(nested.get("msg"))
+        )
 
     progress = normalize_progress(get("progress"))
     if progress is None:
@@ -689,7 +692,7 @@ def _record_task(record: dict[str, Any], body: bytes | None) -> Task:
         error=error,
         error_code=error_code,
         body=body,
-        failed=explicit_failure or refunded,
+        failed=failed,
         created=get("submit_time") or get("create_time") or nested.get("createdAt"),
         started=get("start_time"),
         finished=get("finish_time"),
