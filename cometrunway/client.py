@@ -196,6 +196,7 @@ class Client:
         self._in_flight: dict[str, asyncio.Future[TaskHandle]] = {}
         self._state = _State.NEW
         self._group: asyncio.TaskGroup | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._poller_task: asyncio.Task[None] | None = None
         self._counts = dict.fromkeys(("submits", "submit_retries", "ambiguous_submits"), 0)
         self._resend_create = backoff.on_exception(
@@ -262,6 +263,7 @@ class Client:
             raise ClientStateError(
                 "this Client was closed and cannot be reopened; create a new one"
             )
+        self._loop = asyncio.get_running_loop()  # asking each time costs a getpid() call
         await self._transport.open()
         try:
             if self._journal_spec is not None:
@@ -492,7 +494,8 @@ class Client:
         still journaled and tracked.
         """
         group = self._check_open()
-        outcome: asyncio.Future[TaskHandle] = asyncio.get_running_loop().create_future()
+        assert self._loop is not None  # set when opened
+        outcome: asyncio.Future[TaskHandle] = self._loop.create_future()
         group.create_task(self._attempt(outcome, http, request, key, label, already_sending))
         return outcome
 
