@@ -128,6 +128,7 @@ class Poller:
         self._heap: list[tuple[float, int, str]] = []
         self._seq = 0
         self._wakeup = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the one run() runs in
         self._queue: asyncio.Queue[_Tracked] = asyncio.Queue()
         self._durations: deque[float] = deque(maxlen=_LEARNED)
         self._quantiles: tuple[float, float] | None = None
@@ -203,6 +204,7 @@ class Poller:
 
     async def run(self) -> None:
         """Schedule polls forever (until cancelled). Worker bugs propagate, never vanish."""
+        self._loop = asyncio.get_running_loop()
         async with asyncio.TaskGroup() as group:
             for _ in range(self._policy.max_concurrent_polls):
                 group.create_task(self._worker())
@@ -227,11 +229,13 @@ class Poller:
             await self._wakeup.wait()
             return
         if self._sleep is asyncio.sleep:
+            # A timer that sets the event: no timeout context, no exception per expiry.
+            assert self._loop is not None  # set by run(), the only caller's caller
+            timer = self._loop.call_later(delay, self._wakeup.set)
             try:
-                async with asyncio.timeout(delay):
-                    await self._wakeup.wait()
-            except TimeoutError:
-                pass
+                await self._wakeup.wait()
+            finally:
+                timer.cancel()
             return
         # An injected sleep (tests, simulations) races the wake-up event.
         sleeper = asyncio.ensure_future(self._sleep(delay))
