@@ -209,6 +209,18 @@ class Client:
             logger=None,
         )(self._create_again)
 
+    @staticmethod
+    def journal_key(request: Request, key: str | None = None) -> str:
+        """The key a journal files ``request`` under, as ``submit`` computes it: ``key`` when
+        given, else a hash of the route and the body without ``callback_url`` (so the same
+        generation asked twice has one key, whichever client asks)."""
+        if not isinstance(request, REQUEST_TYPES):
+            raise TypeError(
+                f"journal_key() takes a request model such as TextToVideo, "
+                f"got {type(request).__name__}"
+            )
+        return key or request_key(build_submit(request, api_key="-"))[0]
+
     @classmethod
     def from_env(cls, **kwargs: Any) -> Self:
         """A client keyed by ``COMETAPI_KEY`` (and ``COMETAPI_BASE_URL`` when set)."""

@@ -22,6 +22,7 @@ from support import client_for
 from cometrunway import (
     AmbiguousSubmitError,
     BatchSubmitError,
+    Client,
     ClientStateError,
     InvalidRequestError,
     TaskStatus,
@@ -123,6 +124,24 @@ async def test_resubmitting_a_journaled_request_does_not_pay_twice(tmp_path: Pat
     assert fake.created_count() == 3
     reused = [e for e in events if isinstance(e, Submitted) and e.reused]
     assert len(reused) >= 2
+
+
+async def test_journal_key_names_the_row_submit_files(tmp_path: Path) -> None:
+    request = TextToVideo("a heron", seconds=10)
+    async with FakeCometAPI(lifecycle=Lifecycle.by_polls(1, 1)) as fake:
+        async with client_for(fake, journal=tmp_path / "run.sqlite") as client:
+            handle = await client.submit(request)
+            named = await client.submit(TextToVideo("a heron"), key="take 2")
+            assert client.journal is not None
+            rows = {entry.key: entry.task_id for entry in await client.journal.entries()}
+    assert rows == {Client.journal_key(request): handle.task_id, "take 2": named.task_id}
+    # The callback URL carries a per-client secret, so it is not part of the key.
+    other = TextToVideo("a heron", seconds=10, callback_url="https://hooks.example/x")
+    assert Client.journal_key(other) == Client.journal_key(request)
+    assert Client.journal_key(request, "mine") == "mine"
+    assert Client.journal_key(TextToVideo("a heron", seconds=5)) != Client.journal_key(request)
+    with pytest.raises(TypeError, match="request model"):
+        Client.journal_key({"prompt": "a heron"})  # type: ignore[arg-type]
 
 
 async def test_events_come_in_order_per_task(tmp_path: Path) -> None:

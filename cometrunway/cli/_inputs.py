@@ -32,7 +32,7 @@ from typing import Any, Literal, TypeAlias
 
 import attrs
 
-from ..client import request_key
+from ..client import Client
 from ..models import (
     REQUEST_TYPES,
     ContentModeration,
@@ -254,7 +254,7 @@ def describe(request: Request, *, limit: int = 60) -> str:
 
 def journal_key(request: Request, key: str | None) -> str:
     """The key the client's journal files this request under (``Client.submit``'s rule)."""
-    return key or request_key(build_submit(request, api_key="-"))[0]
+    return Client.journal_key(request, key)
 
 
 def make_item(
