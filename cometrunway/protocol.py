@@ -94,10 +94,9 @@ class HTTPRequest:
         return None if self.body is None else json.loads(self.body)
 
 
-def _header_pairs(
-    headers: Mapping[str, str] | Iterable[tuple[str, str]],
-) -> tuple[tuple[str, str], ...]:
-    return tuple(headers.items() if isinstance(headers, Mapping) else headers)
+def _header_dict(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
+    # One plain copy, names as received: a single object per answer, built in C.
+    return dict(headers.items() if isinstance(headers, Mapping) else headers)
 
 
 @frozen
@@ -109,18 +108,18 @@ class HTTPResponse:
     """
 
     status: int
-    _headers: tuple[tuple[str, str], ...] = field(default=(), converter=_header_pairs)
+    _headers: Mapping[str, str] = field(factory=dict, converter=_header_dict)
     body: bytes = b""
 
     @property
     def headers(self) -> Mapping[str, str]:
         """Every header, names lower-cased (the last of a repeated name wins)."""
-        return {str(k).lower(): str(v) for k, v in self._headers}
+        return {str(k).lower(): str(v) for k, v in self._headers.items()}
 
     def header(self, name: str) -> str | None:
         lname = name.lower()
         found = None
-        for key, value in self._headers:
+        for key, value in self._headers.items():
             if str(key).lower() == lname:
                 found = str(value)  # the last wins, as in ``headers``
         return found
