@@ -115,3 +115,16 @@ async def test_done_callbacks_run_once_for_pending_and_finished_handles() -> Non
     for _ in range(3):
         await asyncio.sleep(0)
     assert sorted(seen) == ["f True", "p True"]
+
+
+async def test_handles_work_with_asyncio_helpers() -> None:
+    finished = TaskHandle("t1", poll_route="feed")
+    finished._resolve(DONE)
+    later = TaskHandle("t2", poll_route="feed")
+    asyncio.get_running_loop().call_soon(later._resolve, DONE)
+    assert await asyncio.gather(finished, later) == [DONE, DONE]
+    assert await asyncio.wait_for(finished, 1) is DONE
+    failed = TaskHandle("t3", poll_route="feed")
+    failed._fail(TaskNotFound("gone", task_id="t3"))
+    results = await asyncio.gather(failed, finished, return_exceptions=True)
+    assert isinstance(results[0], TaskNotFound) and results[1] is DONE
