@@ -487,11 +487,8 @@ def _timestamp(value: object) -> datetime | None:
         return None
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value) if len(value.strip()) <= 15 else 0
-    if isinstance(value, int | float):
-        try:
-            seconds = float(value)
-        except OverflowError:
-            return None
+    if isinstance(value, int | float):  # ints past 1e11 never reach float(): no overflow
+        seconds = float(value) if 0 < value <= 1e11 else 0.0
         if not 0 < seconds <= 1e11:  # also rejects NaN
             return None
         return datetime.fromtimestamp(seconds, UTC)
