@@ -27,6 +27,7 @@ __all__ = [
     "configure_logging",
     "emit_json",
     "note",
+    "printable",
     "redact",
     "say",
     "task_json",
@@ -78,6 +79,34 @@ def redact(text: str) -> str:
     return text
 
 
+# ---------------------------------------------------------------- terminal safety
+
+
+def _visible(code: int) -> str:
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+#: Characters a terminal acts on instead of showing: C0 controls but tab and newline, DEL,
+#: the C1 range (0x9b is a one-byte CSI on some terminals) and the bidi overrides that
+#: reorder what follows them. Server-chosen text (task ids, messages) may hold any of them.
+_UNSAFE = {
+    code: _visible(code)
+    for code in (
+        *(c for c in range(0x20) if chr(c) not in "\t\n"),
+        0x7F,
+        *range(0x80, 0xA0),
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+    )
+}
+
+
+def printable(text: str) -> str:
+    """``text`` with every character a terminal would act on shown as an escape (``\\x1b``),
+    so a hostile server cannot move the cursor, recolour or rewrite what the user reads."""
+    return text.translate(_UNSAFE)
+
+
 class _RedactFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -86,7 +115,7 @@ class _RedactFilter(logging.Filter):
             # so it is redacted too.
             message += "\n" + logging.Formatter().formatException(record.exc_info)
             record.exc_info, record.exc_text = None, None
-        record.msg, record.args = redact(message), None
+        record.msg, record.args = printable(redact(message)), None
         return True
 
 
@@ -137,13 +166,13 @@ def configure_logging(verbosity: int) -> None:
 
 def say(text: str = "") -> None:
     """A line of human output on stdout (looked up now: a live display may proxy it)."""
-    sys.stdout.write(redact(text) + "\n")
+    sys.stdout.write(printable(redact(text)) + "\n")
     sys.stdout.flush()
 
 
 def note(text: str) -> None:
     """A diagnostic line on stderr."""
-    sys.stderr.write(redact(text) + "\n")
+    sys.stderr.write(printable(redact(text)) + "\n")
     sys.stderr.flush()
 
 
@@ -161,8 +190,12 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
+#: JSON escapes C0 controls itself; these it leaves raw with ``ensure_ascii=False``.
+_JSON_UNSAFE = {code: f"\\u{code:04x}" for code in _UNSAFE if code >= 0x7F}
+
+
 def dumps(value: Any) -> str:
-    return redact(json.dumps(value, ensure_ascii=False, default=_default))
+    return redact(json.dumps(value, ensure_ascii=False, default=_default)).translate(_JSON_UNSAFE)
 
 
 def emit_json(record: Mapping[str, Any]) -> None:

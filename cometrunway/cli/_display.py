@@ -36,7 +36,7 @@ from ..events import (
     TaskLost,
 )
 from ..models import TaskStatus
-from ._common import emit_json, note, redact, say, task_json
+from ._common import emit_json, note, printable, redact, say, task_json
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -383,17 +383,19 @@ class LiveDisplay(Display):
             self.console.print(
                 Text.assemble(
                     (event.status.value.lower(), "red"),
-                    f" {self.who(task.task_id)}: {reason}",
+                    printable(f" {self.who(task.task_id)}: {reason}"),
                 )
             )
         elif isinstance(event, TaskLost):
             self.console.print(
-                Text.assemble(("lost", "red"), f" {self.who(event.task_id)}: {event.error}")
+                Text.assemble(
+                    ("lost", "red"), printable(f" {self.who(event.task_id)}: {event.error}")
+                )
             )
         elif isinstance(event, AmbiguousSubmit | SubmitRejected):
             word = "ambiguous" if isinstance(event, AmbiguousSubmit) else "rejected"
             name = event.label or event.key
-            self.console.print(Text.assemble((word, "red"), f" {name}: {event.error}"))
+            self.console.print(Text.assemble((word, "red"), printable(f" {name}: {event.error}")))
 
     def _render(self) -> RenderableType:
         from rich.console import Group
@@ -448,7 +450,11 @@ class LiveDisplay(Display):
                 word = "running" if state.status is TaskStatus.RUNNING else "queued"
                 table.add_row(
                     Text(f"  {word:<7}", style="blue" if word == "running" else "yellow"),
-                    Text(self.labels.get(task_id, task_id)[:48], no_wrap=True, overflow="ellipsis"),
+                    Text(
+                        printable(self.labels.get(task_id, task_id))[:48],
+                        no_wrap=True,
+                        overflow="ellipsis",
+                    ),
                     ProgressBar(total=1.0, completed=progress or 0.0, width=20),
                     Text(f"{progress:4.0%}" if progress is not None else "   …", style="dim"),
                     Text(duration(now - state.seen), style="dim"),
@@ -464,7 +470,9 @@ class LiveDisplay(Display):
         if error is not None:
             from rich.text import Text
 
-            self.console.print(Text.assemble(("download failed", "red"), f" {task_id}: {error}"))
+            self.console.print(
+                Text.assemble(("download failed", "red"), printable(f" {task_id}: {error}"))
+            )
 
     def finish(self, records: Sequence[Mapping[str, Any]], summary: Mapping[str, Any]) -> None:
         from rich.table import Table
@@ -480,8 +488,8 @@ class LiveDisplay(Display):
                 status = str(record.get("status"))
                 table.add_row(
                     Text(status, style=styles.get(status, "red")),
-                    Text(str(record.get("task_id") or "-")),
-                    Text(str(record.get("label") or "")),
+                    Text(printable(str(record.get("task_id") or "-"))),
+                    Text(printable(str(record.get("label") or ""))),
                 )
             self.console.print(table)
         self.console.print(Text(summary_line(summary)))

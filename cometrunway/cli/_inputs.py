@@ -47,6 +47,7 @@ from ..models import (
 )
 from ..protocol import build_submit
 from ._common import CliError, ExitCode
+from ._reading import MAX_BATCH_FILE_BYTES, JsonValueError, decode_text, loads_strict, read_capped
 
 __all__ = ["InputError", "Item", "build_request", "describe", "detect_format", "read_batch"]
 
@@ -310,7 +311,10 @@ def _jsonl_records(text: str) -> Iterator[Record]:
         if _skipped(line):
             continue
         try:
-            value = json.loads(line)
+            value = loads_strict(line)
+        except JsonValueError as exc:
+            yield number, InputError(str(exc))
+            continue
         except json.JSONDecodeError as exc:
             yield (
                 number,
@@ -352,7 +356,9 @@ def _csv_value(column: str, value: str) -> Any:
         raise InputError(f"column {column!r} must be true or false, got {value!r}")
     if value[:1] in "[{":
         try:
-            return json.loads(value)
+            return loads_strict(value)
+        except JsonValueError as exc:
+            raise InputError(f"column {column!r}: {exc}") from None
         except json.JSONDecodeError as exc:
             raise InputError(f"column {column!r} is not valid JSON ({exc.msg})") from None
     return value
@@ -373,10 +379,19 @@ def _nest(cells: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _csv_records(text: str) -> Iterator[Record]:
-    reader = csv.reader(io.StringIO(text, newline=""))
+    # strict: an unclosed quote is an error, not a cell that swallows the rest of the file.
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     header: list[str] | None = None
     last = 0
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            # The row that failed starts after the last one read; the reader stops here.
+            yield last + 1, InputError(_csv_problem(str(exc)))
+            return
         number, last = last + 1, reader.line_num
         if not row or all(not cell.strip() for cell in row) or row[0].lstrip().startswith("#"):
             continue
@@ -408,6 +423,17 @@ def _csv_records(text: str) -> Iterator[Record]:
         yield 1, InputError("no header row: the first line must name the columns, e.g. prompt")
 
 
+def _csv_problem(message: str) -> str:
+    if "field limit" in message:
+        return (
+            f"a cell is longer than {csv.field_size_limit() // 1024} KiB ({message}): "
+            "no request field is that long; check the quoting"
+        )
+    if "end of data" in message or "EOF" in message:
+        return f"a quoted cell is never closed ({message}): add the closing double quote"
+    return f"not valid CSV ({message}): check the quoting"
+
+
 _READERS: dict[str, Callable[[str], Iterator[Record]]] = {
     "text": _text_records,
     "jsonl": _jsonl_records,
@@ -419,18 +445,8 @@ def read_batch(
     path: Path, *, wanted: str = "auto", defaults: Mapping[str, Any] | None = None
 ) -> list[Item]:
     """Every request of the file, or ``CliError`` (exit 2) naming the first bad line."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise CliError(f"{path}: no such file", ExitCode.USAGE) from None
-    except IsADirectoryError:
-        raise CliError(f"{path} is a folder: give a file of prompts", ExitCode.USAGE) from None
-    except UnicodeDecodeError as exc:
-        raise CliError(
-            f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8", ExitCode.USAGE
-        ) from None
-    except OSError as exc:
-        raise CliError(f"cannot read {path}: {exc.strerror}", ExitCode.USAGE) from None
+    data = read_capped(path, limit=MAX_BATCH_FILE_BYTES, what="batch file", code=ExitCode.USAGE)
+    text = decode_text(data, path=path, what="batch file", code=ExitCode.USAGE)
     form = detect_format(path, wanted)
     items: list[Item] = []
     errors: list[tuple[int, InputError]] = []

@@ -39,6 +39,7 @@ from ..events import Event
 from ..models import PollRoute, Task
 from ..policies import PollPolicy
 from ._common import CliError, ExitCode, add_secret, note
+from ._reading import MAX_KEY_FILE_BYTES, decode_text, read_capped
 
 __all__ = [
     "FAKE_KEY",
@@ -132,17 +133,21 @@ def api_key(args: argparse.Namespace) -> str:
     """The key from ``--api-key-file`` or ``COMETAPI_KEY``; registered for redaction."""
     if args.api_key_file:
         path = Path(args.api_key_file).expanduser()
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except OSError as exc:
-            raise CliError(
-                f"cannot read --api-key-file {path}: {exc.strerror}", ExitCode.CONFIG
-            ) from None
+        what = "--api-key-file"
+        data = read_capped(path, limit=MAX_KEY_FILE_BYTES, what=what, code=ExitCode.CONFIG)
+        text = decode_text(data, path=path, what=what, code=ExitCode.CONFIG)
         lines = text.strip().splitlines()
         key = lines[0].strip() if lines else ""
         if not key:
             raise CliError(
                 f"--api-key-file {path} is empty: put your CometAPI key on its first line",
+                ExitCode.CONFIG,
+            )
+        if not key.isascii() or not key.isprintable() or " " in key:
+            # Not echoed: it may be a real key with a stray character.
+            raise CliError(
+                f"--api-key-file {path}: the first line holds characters no CometAPI key has "
+                "(spaces, control or non-ASCII characters): put the key alone on that line",
                 ExitCode.CONFIG,
             )
     else:
