@@ -608,3 +608,56 @@ async def test_journal_key_matches_the_clients(tmp_path: Path) -> None:
             entry = await client.journal.get_by_task(handle.task_id)
     assert entry is not None
     assert entry.key == item.journal_key
+
+
+@pytest.mark.slow
+def test_sigterm_mid_batch_behaves_like_ctrl_c_and_exits_143(tmp_path: Path) -> None:
+    fake = FakeProcess("--queued-for", "5", "--running-for", "5")
+    try:
+        prompts = tmp_path / "few.txt"
+        prompts.write_text("".join(f"a harbour at dawn, take {i}\n" for i in range(5)))
+        journal = tmp_path / "few.txt.journal.sqlite"
+        batch = start_cli(
+            "batch", str(prompts), "--out", "partial.jsonl", "--poll-interval", "0.3",
+            env=fake.env(), cwd=tmp_path,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while len(fake.tasks()) < 5:
+            assert batch.poll() is None, batch.communicate()
+            assert time.monotonic() < deadline, "the batch did not submit in time"
+            time.sleep(0.05)
+        batch.send_signal(signal.SIGTERM)
+        _, err = batch.communicate(timeout=30)
+        assert batch.returncode == 143, err
+        assert f"resume with: cometrunway resume --journal {journal}" in err
+        assert "Traceback" not in err
+        partial = json_lines((tmp_path / "partial.jsonl").read_text())
+        assert len(partial) == 5
+        assert all(row["task_id"] for row in partial)
+    finally:
+        fake.stop()
+
+
+STARTUP_SIGNALS = """
+import signal
+from cometrunway.cli._session import StartupInterrupt, install_startup_handlers
+
+install_startup_handlers()
+try:
+    signal.raise_signal(signal.SIGINT)
+except StartupInterrupt:
+    print("first: start-up ends", flush=True)
+    signal.raise_signal(signal.SIGINT)  # the second, while unwinding: quits at once
+print("not reached", flush=True)
+"""
+
+
+def test_two_ctrl_c_at_start_up_exit_130_without_a_traceback() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", STARTUP_SIGNALS],
+        capture_output=True, text=True, timeout=30, env=clean_env(), check=False,
+    )  # fmt: skip
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stdout == "first: start-up ends\n"
+    assert "quitting at once" in proc.stderr
+    assert "Traceback" not in proc.stderr

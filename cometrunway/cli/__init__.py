@@ -41,6 +41,8 @@ Exit codes (``--help`` shows the same table)::
     3    authentication or configuration: API key, base URL, journal file
     4    some creates are ambiguous (may have been created): settle them
     130  interrupted (Ctrl-C); the journal is intact, `resume` follows what was running
+  143  stopped by SIGTERM, handled like Ctrl-C
+    143  stopped by SIGTERM, handled like Ctrl-C
 
 When several apply, the first in this order wins: 130, 3, 2, 4, 1.
 
@@ -71,6 +73,7 @@ exit codes:
   3    authentication or configuration: API key, base URL, journal file
   4    some creates are ambiguous (may have been created): settle them
   130  interrupted (Ctrl-C); the journal is intact, `resume` follows what was running
+  143  stopped by SIGTERM, handled like Ctrl-C
   (when several apply, the first in this order wins: 130, 3, 2, 4, 1)
 """
 
@@ -376,18 +379,26 @@ async def _run(args: argparse.Namespace) -> int:
     interrupt = Interrupt()
     stop_listening = interrupt.install()
     try:
-        return await COMMANDS[args.command](args, interrupt)
+        code = await COMMANDS[args.command](args, interrupt)
     finally:
         stop_listening()
+    # A SIGTERM is handled like Ctrl-C but reported as the signal it was.
+    return interrupt.exit_code if code == ExitCode.INTERRUPTED else code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (see the table in the module docstring)."""
+    from ._session import StartupInterrupt, install_startup_handlers
+
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
+    restore_signals = install_startup_handlers()
     try:
         return asyncio.run(_run(args))
+    except StartupInterrupt as stop:
+        note("interrupted before anything was sent")
+        return stop.code
     except KeyboardInterrupt:
         note("interrupted")
         return ExitCode.INTERRUPTED
@@ -408,3 +419,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         failure = error if isinstance(error, CliError) else classify(error)
         note(f"error: {failure.message}")
         return failure.code
+    finally:
+        restore_signals()

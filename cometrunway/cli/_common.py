@@ -46,6 +46,7 @@ class ExitCode(enum.IntEnum):
     CONFIG = 3
     AMBIGUOUS = 4
     INTERRUPTED = 130
+    TERMINATED = 143
 
 
 class CliError(Exception):

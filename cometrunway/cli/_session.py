@@ -45,12 +45,15 @@ __all__ = [
     "FAKE_KEY",
     "Interrupt",
     "Session",
+    "StartupInterrupt",
     "api_key",
     "base_url",
     "classify",
     "connect",
     "demo_lifecycle",
+    "install_startup_handlers",
     "preflight",
+    "quit_now",
 ]
 
 log = logging.getLogger("cometrunway.cli")
@@ -60,49 +63,104 @@ T = TypeVar("T")
 FAKE_KEY = "fake-key"
 
 
-# ---------------------------------------------------------------- Ctrl-C
+# ---------------------------------------------------------------- Ctrl-C and SIGTERM
+
+
+def quit_now(code: ExitCode) -> None:
+    """The second Ctrl-C: leave at once, without a traceback (the SQLite journal is safe
+    against that; a create caught mid-send is listed by ``resume`` as ambiguous)."""
+    note(
+        "aborted: quitting at once; the journal is intact (a create caught mid-send is "
+        "listed by `cometrunway resume` as ambiguous)"
+    )
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    os._exit(code)
+
+
+class StartupInterrupt(BaseException):
+    """A stop signal that arrived before the command listens for one (start-up)."""
+
+    def __init__(self, code: ExitCode) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def install_startup_handlers() -> Callable[[], None]:
+    """Until ``Interrupt.install`` takes over: the first SIGINT/SIGTERM ends start-up with
+    ``StartupInterrupt`` (nothing has been sent yet), a second one quits at once. Without
+    this a second Ctrl-C lands in the middle of unwinding and prints a traceback. Returns
+    the function that puts the previous handlers back."""
+    fired: list[ExitCode] = []
+
+    def handler(signum: int, _frame: object) -> None:
+        if fired:
+            quit_now(fired[0])
+        fired.append(_STOP_SIGNALS[signal.Signals(signum)])
+        raise StartupInterrupt(fired[0])
+
+    previous = {signum: signal.getsignal(signum) for signum in _STOP_SIGNALS}
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, handler)
+
+    def restore() -> None:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+    return restore
+
+
+#: The signals that ask the CLI to stop, and the exit code each ends with (128 + number, as
+#: a shell reports a process that a signal ended).
+_STOP_SIGNALS: dict[signal.Signals, ExitCode] = {
+    signal.SIGINT: ExitCode.INTERRUPTED,
+    signal.SIGTERM: ExitCode.TERMINATED,
+}
 
 
 class Interrupt:
-    """SIGINT as an event: the first sets ``requested``, the second quits at once."""
+    """SIGINT or SIGTERM as an event: the first sets ``requested`` (and ``exit_code``), the
+    second quits at once."""
 
     def __init__(self) -> None:
         self.requested = asyncio.Event()
         self.hint = "interrupting (Ctrl-C again to quit at once)"
+        self.exit_code = ExitCode.INTERRUPTED
         self._count = 0
 
     def install(self) -> Callable[[], None]:
         """Start listening; returns the function that stops it."""
         loop = asyncio.get_running_loop()
         try:
-            loop.add_signal_handler(signal.SIGINT, self._fire)
+            for signum, code in _STOP_SIGNALS.items():
+                loop.add_signal_handler(signum, self._fire, code)
         except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
-            previous = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, lambda *_: loop.call_soon_threadsafe(self._fire))
+            previous = {signum: signal.getsignal(signum) for signum in _STOP_SIGNALS}
+            for signum, code in _STOP_SIGNALS.items():
+                signal.signal(
+                    signum, lambda *_, code=code: loop.call_soon_threadsafe(self._fire, code)
+                )
 
             def restore() -> None:
-                signal.signal(signal.SIGINT, previous)
+                for signum, handler in previous.items():
+                    signal.signal(signum, handler)
 
             return restore
 
         def remove() -> None:
-            loop.remove_signal_handler(signal.SIGINT)
+            for signum in _STOP_SIGNALS:
+                loop.remove_signal_handler(signum)
 
         return remove
 
-    def _fire(self) -> None:
+    def _fire(self, code: ExitCode = ExitCode.INTERRUPTED) -> None:
         self._count += 1
         if self._count == 1:
+            self.exit_code = code
             note(self.hint)
             self.requested.set()
             return
-        note(
-            "aborted: quitting at once; the journal is intact (a create caught mid-send is "
-            "listed by `cometrunway resume` as ambiguous)"
-        )
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-        os._exit(ExitCode.INTERRUPTED)
+        quit_now(self.exit_code)
 
     async def guard(self, work: Coroutine[Any, Any, T]) -> tuple[T | None, bool]:
         """Run ``work`` until it ends or Ctrl-C: ``(result, False)`` or ``(None, True)``."""
