@@ -1,14 +1,17 @@
 """One request budget for the whole client: submits and polls draw from the same rate.
 
-A generic cell-rate limiter (GCRA): each request reserves the next free slot at
-``requests_per_second``, with a burst of one second's worth. A 429 anywhere pauses every
-request until its ``Retry-After`` (or a short default) and halves the rate; the rate creeps
-back up with each success, so the client settles just under what the server tolerates.
+A generic cell-rate limiter (GCRA): each request reserves the next free slot at the current
+rate, with a burst of one second's worth. A 429 anywhere pauses every request until its
+``Retry-After`` (or a short default) and sets the rate just under what the server was
+measured to accept in the seconds before it (one decrease per 429 event, however many
+requests in flight come back 429 together); the rate then probes upwards slowly with time,
+so the client settles just under what the server tolerates instead of swinging around it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 from collections.abc import Awaitable, Callable
 
@@ -22,7 +25,19 @@ Sleep = Callable[[float], Awaitable[None]]
 _BURST_SECONDS = 1.0  # up to one second's worth of requests may go at once
 _DEFAULT_429_PAUSE = 1.0
 _MIN_RATE_FRACTION = 1 / 32
-_RECOVERY_STEP = 0.02  # fraction of the configured rate regained per success
+# What the server accepted is measured over this many seconds before a 429: long enough to
+# average out a burst, short enough to describe the limit in force now.
+_MEASURE_SECONDS = 2.0
+# After a 429 the rate goes to this share of the measured acceptance rate: just under the
+# limit, so the server's bucket refills instead of running dry again at once.
+_UNDER_MEASURED = 0.95
+# One 429 event cuts the rate by at least 10% (a measurement can overestimate after a burst)
+# and at most 50% (a measurement from a quiet moment would otherwise cut too deep).
+_MIN_CUT, _MAX_CUT = 0.9, 0.5
+# Probing: the rate regains this fraction of the configured rate per second without a 429.
+# Slow on purpose: at 50 requests/s, 0.2 requests/s each second, so a server's bucket takes
+# tens of seconds to run dry again and 429 pauses stay a few percent of the time.
+_PROBE_PER_SECOND = 0.004
 
 
 class RequestBudget:
@@ -41,6 +56,8 @@ class RequestBudget:
         self._sleep = sleep
         self._next_free = clock() - _BURST_SECONDS
         self._paused_until = 0.0
+        self._created = self._probed_at = clock()
+        self._successes: collections.deque[float] = collections.deque()
         self.rate_limited = 0
 
     @property
@@ -53,10 +70,19 @@ class RequestBudget:
         return self._paused_until
 
     async def acquire(self) -> None:
-        """Wait for this request's slot. Slots are reserved in call order, so it is fair."""
-        wait = self.reserve()
-        if wait > 0:
+        """Wait for this request's slot. Slots are reserved in call order, so it is fair.
+
+        A 429 that arrives while a request waits for its slot makes it reserve again: a slot
+        reserved before the pause (at the old rate) must not send it into the pause.
+        """
+        while True:
+            events = self.rate_limited
+            wait = self.reserve()
+            if wait <= 0:
+                return
             await self._sleep(wait)
+            if self.rate_limited == events:
+                return
 
     async def wait(self, delay: float) -> None:
         """Sleep ``delay`` seconds (what ``reserve()`` returned) with the budget's sleep."""
@@ -77,13 +103,37 @@ class RequestBudget:
         return slot - now
 
     def on_success(self) -> None:
+        now = self._clock()
+        successes = self._successes
+        successes.append(now)
+        while successes[0] < now - _MEASURE_SECONDS:
+            successes.popleft()
         if self._rate < self._max_rate:
-            self._rate = min(self._max_rate, self._rate + self._max_rate * _RECOVERY_STEP)
+            elapsed = max(0.0, now - self._probed_at)
+            self._rate = min(
+                self._max_rate, self._rate + self._max_rate * _PROBE_PER_SECOND * elapsed
+            )
+        self._probed_at = max(self._probed_at, now)
+
+    def _accepted_rate(self, now: float) -> float:
+        """Successes per second over the last ``_MEASURE_SECONDS`` (0 with none)."""
+        recent = sum(1 for t in self._successes if t >= now - _MEASURE_SECONDS)
+        # Over the whole window, or over the budget's life when that is shorter.
+        return recent / max(min(_MEASURE_SECONDS, now - self._created), _BURST_SECONDS)
 
     def on_rate_limited(self, retry_after: float | None) -> None:
-        """A 429: pause everyone for ``retry_after`` (at least), and halve the rate."""
+        """A 429: pause everyone for ``retry_after`` (at least) and, once per 429 event, set
+        the rate just under what the server was measured to accept."""
         self.rate_limited += 1
         now = self._clock()
         pause = retry_after if retry_after is not None else _DEFAULT_429_PAUSE
+        # 429s that arrive during a pause answer requests sent before it: the same event.
+        if now >= self._paused_until:
+            measured = _UNDER_MEASURED * self._accepted_rate(now)
+            cut = min(self._rate * _MIN_CUT, max(self._rate * _MAX_CUT, measured))
+            self._rate = max(self._max_rate * _MIN_RATE_FRACTION, cut)
         self._paused_until = max(self._paused_until, now + pause)
-        self._rate = max(self._max_rate * _MIN_RATE_FRACTION, self._rate / 2)
+        # Slots handed out at the old rate are void: their holders reserve again (acquire).
+        self._next_free = self._paused_until
+        # No probing while paused: the rate grows only with time the server is answering.
+        self._probed_at = max(self._probed_at, self._paused_until)

@@ -79,9 +79,7 @@ class Transport:
             raise ClientStateError("the transport is not open")
         budget = self._budget
         if budget is not None:
-            wait = budget.reserve()  # most requests have nothing to wait for
-            if wait > 0:
-                await budget.wait(wait)
+            await budget.acquire()
         url = self._base_url + request.path
         sent = False
         try:
