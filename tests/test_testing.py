@@ -103,8 +103,8 @@ ALL_REQUESTS: list[Request] = [
     VideoToVideo("pixelated style", video="https://example.com/v.mp4"),
     ActOne(video="https://example.com/v.mp4", image="https://example.com/1.jpeg"),
     RunwayImageToVideo("https://example.com/cat.jpg"),
-    RunwayVideoToVideo("https://example.com/v.mp4", prompt_text="cinematic"),
-    RunwayVideoUpscale("https://example.com/v.mp4"),
+    RunwayVideoToVideo("https://example.com/v.mp4", model="aleph2", prompt_text="cinematic"),
+    RunwayVideoUpscale("https://example.com/v.mp4", model="upscale_v1"),
     RunwayCharacterPerformance(
         MediaInput("https://example.com/c.mp4"), MediaInput("https://example.com/r.mp4")
     ),
@@ -673,7 +673,7 @@ async def test_validation_errors(fake: FakeCometAPI, session: aiohttp.ClientSess
 
 async def test_version_header_required_when_asked(session: aiohttp.ClientSession) -> None:
     async with FakeCometAPI(require_version_header=True) as fake:
-        request = RunwayVideoUpscale("https://e.com/v.mp4")
+        request = RunwayVideoUpscale("https://e.com/v.mp4", model="upscale_v1")
         without = build_submit(request, api_key=KEY, runway_version=None)
         with pytest.raises(InvalidRequestError):
             parse_submit(await send(session, fake.url, without))
