@@ -227,8 +227,11 @@ async def test_official_create_answers_id(
 ) -> None:
     request = build_submit(RunwayImageToVideo("https://e.com/c.jpg"), api_key=KEY)
     answer = await send(session, fake.url, request)
-    assert list(json.loads(answer.body)) == ["id"]
+    assert list(json.loads(answer.body)) == ["id", "estimatedCost"]  # wire §8.2
     assert parse_submit(answer) in fake.tasks
+    fake.cost_fields = False  # as CometAPI's pages show it (§1.6)
+    answer = await send(session, fake.url, request)
+    assert list(json.loads(answer.body)) == ["id"]
 
 
 OUTCOMES = {
