@@ -900,14 +900,15 @@ async def test_cdn_serves_outputs(fake: FakeCometAPI, session: aiohttp.ClientSes
     task_id = await submit(session, fake, TextToVideo("a cat"))
     task = await poll(session, fake, task_id)
     assert task.video_url is not None
+    size = len(fake.output_bytes(task_id, "video.mp4"))
     async with session.get(task.video_url) as r:
         assert r.status == 200
         assert r.content_type == "video/mp4"
-        assert r.headers["Content-Length"] == str(64 * 1024)
+        assert r.headers["Content-Length"] == str(size)
         assert await r.read() == fake.output_bytes(task_id, "video.mp4")
     async with session.get(task.video_url, headers={"Range": "bytes=1000-"}) as r:
         assert r.status == 206
-        assert r.headers["Content-Range"] == f"bytes 1000-{64 * 1024 - 1}/{64 * 1024}"
+        assert r.headers["Content-Range"] == f"bytes 1000-{size - 1}/{size}"
         assert await r.read() == fake.output_bytes(task_id)[1000:]
     async with session.get(task.video_url, headers={"Range": "bytes=999999-"}) as r:
         assert r.status == 416

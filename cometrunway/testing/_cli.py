@@ -35,7 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--queued-polls", type=int, default=0, help="polls answered queued")
     parser.add_argument("--running-polls", type=int, default=0, help="polls answered running")
     parser.add_argument("--not-found-polls", type=int, default=0, help="task_not_exist polls")
-    parser.add_argument("--output-size", type=int, default=64 * 1024, help="bytes per output")
+    parser.add_argument(
+        "--output-size",
+        type=int,
+        default=None,
+        help="bytes per output (default: real tiny MP4/PNG/MP3 files)",
+    )
     parser.add_argument(
         "--latency", type=float, default=0.0, help="seconds added before each API answer"
     )

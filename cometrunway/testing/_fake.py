@@ -167,7 +167,7 @@ class FakeCometAPI(_RequestPipeline):
         cost_fields: bool = True,
         not_found_shape: NotFoundShape = "code_400",
         unknown_route: UnknownRoute = "html",
-        output_size: int | None = 64 * 1024,
+        output_size: int | None = None,
         latency: float = 0.0,
         record_requests: bool = True,
         clock: Callable[[], float] = time.monotonic,
