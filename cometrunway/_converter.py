@@ -27,7 +27,9 @@ from .models import (
     Request,
     RunwayCharacterPerformance,
     RunwayImageToVideo,
+    RunwaySoundEffect,
     RunwayTextToImage,
+    RunwayTextToSpeech,
     RunwayVideoToVideo,
     RunwayVideoUpscale,
     TextToVideo,
@@ -108,8 +110,21 @@ for _cls in (
     RunwayVideoUpscale,
     RunwayCharacterPerformance,
     RunwayTextToImage,
+    RunwaySoundEffect,
 ):
     _register_camel(_cls)
+
+
+def _text_to_speech(req: RunwayTextToSpeech) -> dict[str, Any]:
+    # The voice is a Runway preset object, not a bare name (wire reference §8.1).
+    return {
+        "model": req.model,
+        "promptText": req.prompt_text,
+        "voice": {"type": "runway-preset", "presetId": req.voice},
+    }
+
+
+_converter.register_unstructure_hook(RunwayTextToSpeech, _text_to_speech)
 
 
 def _motion(vector: MotionVector) -> dict[str, float]:

@@ -46,8 +46,8 @@ EVERY_REQUEST: list[Request] = [
     VideoToVideo("pixelated style", video="https://example.com/in.mp4"),
     ActOne(video="https://example.com/in.mp4", image="https://example.com/face.jpeg"),
     RunwayImageToVideo("https://example.com/cat.jpg", prompt_text="yawn"),
-    RunwayVideoToVideo("https://example.com/in.mp4", prompt_text="cinematic"),
-    RunwayVideoUpscale("https://example.com/in.mp4"),
+    RunwayVideoToVideo("https://example.com/in.mp4", model="aleph2", prompt_text="cinematic"),
+    RunwayVideoUpscale("https://example.com/in.mp4", model="upscale_v1"),
     RunwayCharacterPerformance(
         MediaInput("https://example.com/character.mp4"),
         MediaInput("https://example.com/performance.mp4"),

@@ -70,26 +70,28 @@ def test_pro_bodies_are_snake_case_with_callback(request_model: Any, keys: list[
             },
         ),
         (
-            RunwayImageToVideo([PromptFrame("data:image/png;base64,AA", "last")]),
+            RunwayImageToVideo([PromptFrame("data:image/png;base64,AA", "last")], model="veo3.1"),
             {
                 "promptImage": [{"uri": "data:image/png;base64,AA", "position": "last"}],
-                "model": "gen4_turbo",
+                "model": "veo3.1",
+                "ratio": "1280:720",
             },
         ),
         (
             RunwayVideoToVideo(
                 VID,
+                model="aleph2",
                 references=[VideoReference(IMG)],
                 content_moderation=ContentModeration("low"),
             ),
             {
                 "videoUri": VID,
-                "model": "gen4_aleph",
+                "model": "aleph2",
                 "references": [{"uri": IMG, "type": "image"}],
                 "contentModeration": {"publicFigureThreshold": "low"},
             },
         ),
-        (RunwayVideoUpscale(VID), {"videoUri": VID, "model": "upscale_v1"}),
+        (RunwayVideoUpscale(VID, model="upscale_v1"), {"videoUri": VID, "model": "upscale_v1"}),
         (
             RunwayCharacterPerformance(MediaInput(IMG, "image"), MediaInput(VID), seed=0),
             {

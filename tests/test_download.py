@@ -115,10 +115,10 @@ async def test_progress_reports_each_file(fake: FakeCometAPI, tmp_path: Path) ->
     async with client_for(fake) as client:
         handle = await client.submit(TextToVideo("a cat"))
         await handle.download(tmp_path, progress=progress)
-    size = fake.output_size
-    assert seen[0] == (0, size)
-    assert seen.count((size, size)) == 3  # each file reaches its end
-    assert all(total == size and 0 <= done <= size for done, total in seen)
+    sizes = [len(fake.output_bytes(handle.task_id, name)) for name in FILES]
+    assert seen[0] == (0, sizes[0])
+    assert [(size, size) in seen for size in sizes] == [True] * 3  # each file reaches its end
+    assert all(total in sizes and 0 <= done <= (total or 0) for done, total in seen)
 
 
 async def test_expired_url_is_refreshed_by_one_poll(fake: FakeCometAPI, tmp_path: Path) -> None:
@@ -379,7 +379,7 @@ async def test_an_unsatisfiable_range_starts_over(fake: FakeCometAPI, tmp_path: 
     async with client_for(fake) as client:
         handle = await client.submit(TextToVideo("a cat"))
         await handle
-        size = fake.output_size
+        size = len(fake.output_bytes(handle.task_id, "video.mp4"))
         fake.inject("cdn", Fault.drop_mid_body(0.5))
         fake.inject("cdn", Fault.response(416, "", headers={"Content-Range": f"bytes */{size}"}))
         paths = await handle.download(tmp_path)

@@ -218,19 +218,19 @@ INVALID: list[tuple[str, Any, str, str]] = [
     ),
     (
         "v2v prompt 1001",
-        lambda: RunwayVideoToVideo(VID, prompt_text="x" * 1001),
+        lambda: RunwayVideoToVideo(VID, model="aleph2", prompt_text="x" * 1001),
         "RunwayVideoToVideo.prompt_text",
         "at most 1000 characters",
     ),
     (
         "v2v seed",
-        lambda: RunwayVideoToVideo(VID, seed=4_294_967_296),
+        lambda: RunwayVideoToVideo(VID, model="aleph2", seed=4_294_967_296),
         "RunwayVideoToVideo.seed",
         "0–4294967295",
     ),
     (
         "v2v uri",
-        lambda: RunwayVideoToVideo("s3://bucket/v.mp4"),
+        lambda: RunwayVideoToVideo("s3://bucket/v.mp4", model="aleph2"),
         "RunwayVideoToVideo.video_uri",
         "URL",
     ),
@@ -247,7 +247,12 @@ INVALID: list[tuple[str, Any, str, str]] = [
         "ContentModeration.public_figure_threshold",
         "non-empty",
     ),
-    ("upscale uri", lambda: RunwayVideoUpscale(""), "RunwayVideoUpscale.video_uri", "URL"),
+    (
+        "upscale uri",
+        lambda: RunwayVideoUpscale("", model="upscale_v1"),
+        "RunwayVideoUpscale.video_uri",
+        "URL",
+    ),
     ("upscale model", lambda: RunwayVideoUpscale(VID, model=""), "RunwayVideoUpscale.model", "n"),
     ("media type", lambda: MediaInput(VID, type="audio"), "MediaInput.type", "'image', 'video'"),
     ("media uri", lambda: MediaInput("v.mp4"), "MediaInput.uri", "URL"),
@@ -342,9 +347,15 @@ def test_each_documented_constraint_names_field_and_allowed_values(
         (lambda: TextToVideo("p", motion_vector={"x": 1}), "TextToVideo.motion_vector"),
         (lambda: ImageToVideo("p", image=IMG, motion_vector=(1, 2)), "ImageToVideo.motion_vector"),
         (lambda: RunwayCharacterPerformance(IMG, MediaInput(VID)), "character must be a"),
-        (lambda: RunwayVideoToVideo(VID, references=[IMG]), "items must be VideoReference"),
+        (
+            lambda: RunwayVideoToVideo(VID, model="aleph2", references=[IMG]),
+            "items must be VideoReference",
+        ),
         (lambda: RunwayImageToVideo([IMG]), "items must be PromptFrame"),
-        (lambda: RunwayVideoToVideo(VID, content_moderation="auto"), "content_moderation"),
+        (
+            lambda: RunwayVideoToVideo(VID, model="aleph2", content_moderation="auto"),
+            "content_moderation",
+        ),
         (lambda: TextToVideo("p", extra=[("a", 1)]), "extra must be a mapping"),
         (lambda: TextToVideo("p", extra={1: "x"}), "extra keys must be wire field names"),
     ],
@@ -365,7 +376,7 @@ def test_wrong_kinds_are_type_errors(build: Any, message: str) -> None:
         lambda: RunwayImageToVideo(IMG, model="veo3.1", ratio="21:9", duration=8),
         lambda: RunwayImageToVideo("data:image/png;base64,iVBORw0KGgo="),
         lambda: RunwayImageToVideo(IMG, prompt_text="x" * 512, seed=999_999_999),
-        lambda: RunwayVideoToVideo(VID, prompt_text="x" * 1000, seed=4_294_967_295),
+        lambda: RunwayVideoToVideo(VID, model="aleph2", prompt_text="x" * 1000, seed=4_294_967_295),
         lambda: RunwayTextToImage("x" * 1000, reference_images=[REF] * 3, ratio="1920:1080"),
         lambda: character(expression_intensity=1, seed=0),
         lambda: character(expression_intensity=5, model="act_two_v2"),
@@ -386,9 +397,8 @@ def test_defaults_match_the_design() -> None:
     assert dict(t2v.extra) == {}
     i2v = RunwayImageToVideo(IMG)
     assert i2v.model == "gen4_turbo"
-    assert (i2v.prompt_text, i2v.seed, i2v.duration, i2v.ratio, i2v.watermark) == (None,) * 5
-    assert RunwayVideoToVideo(VID).model == "gen4_aleph"
-    assert RunwayVideoUpscale(VID).model == "upscale_v1"
+    assert (i2v.prompt_text, i2v.seed, i2v.duration, i2v.watermark) == (None,) * 4
+    assert i2v.ratio == "1280:720"  # Runway requires a ratio for gen4_turbo (wire §8.3)
     assert character().model == "act_two"
     assert RunwayTextToImage("p", reference_images=[REF]).model == "gen4_image"
     assert ImageToVideo("p", image=IMG).ratio == "1280:720"
@@ -418,15 +428,17 @@ def test_routes_and_poll_routes() -> None:
 
 
 def test_sequences_become_tuples_and_single_items_are_wrapped() -> None:
-    frames = RunwayImageToVideo([PromptFrame(IMG), PromptFrame(IMG, "last")])
+    frames = RunwayImageToVideo([PromptFrame(IMG), PromptFrame(IMG, "last")], model="veo3.1")
     assert frames.prompt_image == (PromptFrame(IMG), PromptFrame(IMG, "last"))
     one = RunwayImageToVideo(PromptFrame(IMG))
     assert one.prompt_image == (PromptFrame(IMG),)
-    refs = RunwayVideoToVideo(VID, references=(VideoReference(IMG) for _ in range(2)))
+    refs = RunwayVideoToVideo(
+        VID, model="aleph2", references=(VideoReference(IMG) for _ in range(2))
+    )
     assert refs.references == (VideoReference(IMG), VideoReference(IMG))
     single = RunwayTextToImage("p", reference_images=REF)
     assert single.reference_images == (REF,)
-    assert RunwayVideoToVideo(VID, references=None).references == ()
+    assert RunwayVideoToVideo(VID, model="aleph2", references=None).references == ()
 
 
 def test_models_are_frozen_hashable_values() -> None:
@@ -510,11 +522,14 @@ PICKLABLE: list[Any] = [
     ImageToVideo("p", image=IMG, motion_vector=MotionVector(x=1), end_image=IMG),
     VideoToVideo("p", video=VID, flip=True),
     ActOne(video=VID, image=IMG, callback_url="https://hooks.example/"),
-    RunwayImageToVideo([PromptFrame(IMG), PromptFrame(IMG, "last")], seed=1),
+    RunwayImageToVideo([PromptFrame(IMG), PromptFrame(IMG, "last")], model="veo3.1", seed=1),
     RunwayVideoToVideo(
-        VID, references=[VideoReference(IMG)], content_moderation=ContentModeration()
+        VID,
+        model="aleph2",
+        references=[VideoReference(IMG)],
+        content_moderation=ContentModeration(),
     ),
-    RunwayVideoUpscale(VID),
+    RunwayVideoUpscale(VID, model="upscale_v1"),
     character(body_control=True),
     RunwayTextToImage("p", reference_images=[REF]),
     Task("t", TaskStatus.SUCCEEDED, outputs=(VID,), created_at=datetime(2026, 1, 1, tzinfo=UTC)),

@@ -1099,7 +1099,7 @@ def test_callback_precedence() -> None:
     "request_model",
     [
         RunwayImageToVideo("https://example.com/a.jpg"),
-        RunwayVideoUpscale("https://example.com/a.mp4"),
+        RunwayVideoUpscale("https://example.com/a.mp4", model="upscale_v1"),
     ],
 )
 def test_official_routes_send_no_callback(request_model: Any) -> None:
@@ -1206,6 +1206,7 @@ def test_runway_image_to_video_documented_body() -> None:
 def test_runway_image_to_video_camel_case_fields() -> None:
     request = RunwayImageToVideo(
         (PromptFrame("https://a.example/f.jpg"), PromptFrame("https://a.example/l.jpg", "last")),
+        model="gen3a_turbo",
         prompt_text="a cat yawns",
         seed=7,
         duration=10,
@@ -1217,7 +1218,7 @@ def test_runway_image_to_video_camel_case_fields() -> None:
             {"uri": "https://a.example/f.jpg", "position": "first"},
             {"uri": "https://a.example/l.jpg", "position": "last"},
         ],
-        "model": "gen4_turbo",
+        "model": "gen3a_turbo",
         "promptText": "a cat yawns",
         "seed": 7,
         "duration": 10,
@@ -1229,6 +1230,7 @@ def test_runway_image_to_video_camel_case_fields() -> None:
 def test_runway_video_to_video_body() -> None:
     request = RunwayVideoToVideo(
         "https://filesystem.site/cdn/20250818/c4gCDVPhiBc6TomRTJ7zNg0KwO1PSJ.mp4",
+        model="gen4_aleph",
         prompt_text="Make the motion feel cinematic.",
         seed=4294967295,
         references=[VideoReference("https://res.cloudinary.com/demo/image/upload/dog.jpg")],
@@ -1248,12 +1250,16 @@ def test_runway_video_to_video_body() -> None:
 
 
 def test_runway_video_to_video_minimal_body_omits_empty_fields() -> None:
-    body = build_submit(RunwayVideoToVideo("https://a.example/v.mp4"), api_key=KEY).json()
+    body = build_submit(
+        RunwayVideoToVideo("https://a.example/v.mp4", model="gen4_aleph"), api_key=KEY
+    ).json()
     assert body == {"videoUri": "https://a.example/v.mp4", "model": "gen4_aleph"}
 
 
 def test_runway_video_upscale_body() -> None:
-    built = build_submit(RunwayVideoUpscale("https://a.example/v.mp4"), api_key=KEY)
+    built = build_submit(
+        RunwayVideoUpscale("https://a.example/v.mp4", model="upscale_v1"), api_key=KEY
+    )
     assert built.path == "/runwayml/v1/video_upscale"
     assert built.json() == {"videoUri": "https://a.example/v.mp4", "model": "upscale_v1"}
 
@@ -1321,7 +1327,9 @@ def test_extra_deep_merges_into_the_body() -> None:
 
 
 def test_extra_on_official_routes_uses_wire_names() -> None:
-    request = RunwayVideoUpscale("https://a.example/v.mp4", extra={"contentModeration": {"x": 1}})
+    request = RunwayVideoUpscale(
+        "https://a.example/v.mp4", model="upscale_v1", extra={"contentModeration": {"x": 1}}
+    )
     assert build_submit(request, api_key=KEY).json()["contentModeration"] == {"x": 1}
 
 

@@ -103,8 +103,8 @@ ALL_REQUESTS: list[Request] = [
     VideoToVideo("pixelated style", video="https://example.com/v.mp4"),
     ActOne(video="https://example.com/v.mp4", image="https://example.com/1.jpeg"),
     RunwayImageToVideo("https://example.com/cat.jpg"),
-    RunwayVideoToVideo("https://example.com/v.mp4", prompt_text="cinematic"),
-    RunwayVideoUpscale("https://example.com/v.mp4"),
+    RunwayVideoToVideo("https://example.com/v.mp4", model="aleph2", prompt_text="cinematic"),
+    RunwayVideoUpscale("https://example.com/v.mp4", model="upscale_v1"),
     RunwayCharacterPerformance(
         MediaInput("https://example.com/c.mp4"), MediaInput("https://example.com/r.mp4")
     ),
@@ -227,8 +227,11 @@ async def test_official_create_answers_id(
 ) -> None:
     request = build_submit(RunwayImageToVideo("https://e.com/c.jpg"), api_key=KEY)
     answer = await send(session, fake.url, request)
-    assert list(json.loads(answer.body)) == ["id"]
+    assert list(json.loads(answer.body)) == ["id", "estimatedCost"]  # wire §8.2
     assert parse_submit(answer) in fake.tasks
+    fake.cost_fields = False  # as CometAPI's pages show it (§1.6)
+    answer = await send(session, fake.url, request)
+    assert list(json.loads(answer.body)) == ["id"]
 
 
 OUTCOMES = {
@@ -673,7 +676,7 @@ async def test_validation_errors(fake: FakeCometAPI, session: aiohttp.ClientSess
 
 async def test_version_header_required_when_asked(session: aiohttp.ClientSession) -> None:
     async with FakeCometAPI(require_version_header=True) as fake:
-        request = RunwayVideoUpscale("https://e.com/v.mp4")
+        request = RunwayVideoUpscale("https://e.com/v.mp4", model="upscale_v1")
         without = build_submit(request, api_key=KEY, runway_version=None)
         with pytest.raises(InvalidRequestError):
             parse_submit(await send(session, fake.url, without))
@@ -897,14 +900,15 @@ async def test_cdn_serves_outputs(fake: FakeCometAPI, session: aiohttp.ClientSes
     task_id = await submit(session, fake, TextToVideo("a cat"))
     task = await poll(session, fake, task_id)
     assert task.video_url is not None
+    size = len(fake.output_bytes(task_id, "video.mp4"))
     async with session.get(task.video_url) as r:
         assert r.status == 200
         assert r.content_type == "video/mp4"
-        assert r.headers["Content-Length"] == str(64 * 1024)
+        assert r.headers["Content-Length"] == str(size)
         assert await r.read() == fake.output_bytes(task_id, "video.mp4")
     async with session.get(task.video_url, headers={"Range": "bytes=1000-"}) as r:
         assert r.status == 206
-        assert r.headers["Content-Range"] == f"bytes 1000-{64 * 1024 - 1}/{64 * 1024}"
+        assert r.headers["Content-Range"] == f"bytes 1000-{size - 1}/{size}"
         assert await r.read() == fake.output_bytes(task_id)[1000:]
     async with session.get(task.video_url, headers={"Range": "bytes=999999-"}) as r:
         assert r.status == 416
