@@ -64,9 +64,13 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on the package."""
+    """mypy --strict on the package; a user-style script under mypy --strict and pyright
+    (strict); pyright's type completeness score of the public surface."""
     session.install("-e", ".[lint,test]")
     session.run("mypy", "--strict", "cometrunway")
+    session.run("mypy", "--strict", "examples/typed_usage.py")
+    session.run("pyright", "examples/typed_usage.py")
+    session.run("python", ".ci/type_completeness.py")
 
 
 @nox.session
