@@ -75,7 +75,7 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the HTML docs; any Sphinx warning fails the build."""
+    """Build the HTML docs; any Sphinx warning fails the build, and so do unrendered defaults."""
     session.install("-e", ".[docs]")
     session.run(
         "sphinx-build",
@@ -87,6 +87,7 @@ def docs(session: nox.Session) -> None:
         "docs/_build/html",
         *session.posargs,
     )
+    session.run("python", "docs/check_html.py", "docs/_build/html")
 
 
 @nox.session
