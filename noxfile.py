@@ -1,5 +1,11 @@
 """Developer sessions: ``nox`` runs tests, lint and typecheck; ``nox -s docs examples`` the rest.
 
+``tests`` runs once per supported Python (``nox -s tests-3.12`` picks one); each interpreter
+is looked up as ``python3.X`` on ``PATH`` (``.ci/run`` finds pyenv's and puts them there).
+``tests_lowest`` installs the lowest versions the package's direct dependencies allow
+(``uv pip install --resolution lowest-direct``), so the floors in pyproject.toml are tested,
+not guessed.
+
 Every session builds its own virtualenv with the standard library's ``venv``.
 """
 
@@ -13,35 +19,63 @@ import nox
 nox.options.default_venv_backend = "venv"
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
+# A missing interpreter fails the run instead of being skipped silently.
+nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
+PYTHONS = ["3.11", "3.12", "3.13"]
+LOWEST_PYTHON = PYTHONS[0]
+LINTED = ["cometrunway", "tests", "examples", "bench"]
 
 
-@nox.session
+@nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """The test suite (pass pytest arguments after ``--``)."""
+    """The test suite on one Python (pass pytest arguments after ``--``)."""
     session.install("-e", ".[test]")
-    session.run("python", "-m", "pytest", *session.posargs)
+    session.run("python", "-m", "pytest", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session(python=LOWEST_PYTHON)
+def tests_lowest(session: nox.Session) -> None:
+    """The test suite at the lowest dependency versions pyproject.toml allows."""
+    session.install("uv")
+    # uv installs into the session's virtualenv (nox sets VIRTUAL_ENV); no interpreter download.
+    session.run(
+        "uv",
+        "pip",
+        "install",
+        "--resolution",
+        "lowest-direct",
+        "-e",
+        ".[test]",
+        env={"UV_PYTHON_DOWNLOADS": "never"},
+    )
+    session.run("uv", "pip", "list", env={"UV_PYTHON_DOWNLOADS": "never"}, silent=False)
+    session.run("python", "-m", "pytest", "-p", "no:cacheprovider", *session.posargs)
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff lint and format check."""
     session.install("-e", ".[lint]")
-    session.run("ruff", "check", "cometrunway", "tests")
-    session.run("ruff", "format", "--check", "cometrunway", "tests")
+    session.run("ruff", "check", *LINTED)
+    session.run("ruff", "format", "--check", *LINTED)
 
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on the package."""
-    session.install("-e", ".[lint]")
+    """mypy --strict on the package; a user-style script under mypy --strict and pyright
+    (strict); pyright's type completeness score of the public surface."""
+    session.install("-e", ".[lint,test]")
     session.run("mypy", "--strict", "cometrunway")
+    session.run("mypy", "--strict", "examples/typed_usage.py")
+    session.run("pyright", "examples/typed_usage.py")
+    session.run("python", ".ci/type_completeness.py")
 
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the HTML docs; any Sphinx warning fails the build."""
+    """Build the HTML docs; any Sphinx warning fails the build, and so do unrendered defaults."""
     session.install("-e", ".[docs]")
     session.run(
         "sphinx-build",
@@ -53,6 +87,7 @@ def docs(session: nox.Session) -> None:
         "docs/_build/html",
         *session.posargs,
     )
+    session.run("python", "docs/check_html.py", "docs/_build/html")
 
 
 @nox.session

@@ -64,7 +64,7 @@ from .models import (
 )
 from .policies import PollPolicy, RetryPolicy
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place the version is written: pyproject.toml reads it
 
 __all__ = [
     "APIError",

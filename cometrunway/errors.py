@@ -32,13 +32,20 @@ What to catch:
 * ``APIError`` — anything the server refused; ``.status``, ``.code`` and ``.message`` say
   what. ``TransportError`` and ``ServerError`` are usually worth a later retry.
 
-This module imports nothing from the package, so every layer can raise from it.
+At run time this module imports nothing from the package, so every layer can raise from
+it; the types its attributes name are imported for type checkers only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .handles import TaskHandle
+    from .models import Request, Task
 
 __all__ = [
     "APIError",
@@ -207,7 +214,10 @@ class AmbiguousSubmitError(CometRunwayError):
     as ambiguous until settled (``Client.ambiguous()``).
     """
 
-    def __init__(self, message: str, *, request: Any, key: str | None = None) -> None:
+    request: Request
+    key: str | None
+
+    def __init__(self, message: str, *, request: Request, key: str | None = None) -> None:
         super().__init__(message)
         self.request = request
         self.key = key
@@ -216,8 +226,11 @@ class AmbiguousSubmitError(CometRunwayError):
 class TaskFailed(CometRunwayError):
     """The remote task ended FAILED or CANCELLED; ``task`` is its last snapshot."""
 
-    def __init__(self, task: Any) -> None:
+    task: Task
+
+    def __init__(self, task: Task) -> None:
         self.task = task
+        # getattr: the message must not fail whatever a caller passed as the task.
         reason = getattr(task, "error", None) or "no reason given"
         code = getattr(task, "error_code", None)
         status = getattr(getattr(task, "status", None), "value", "failed")
@@ -263,7 +276,8 @@ class BatchSubmitError(_PartialBatch):
     """
 
     @property
-    def handles(self) -> tuple[Any, ...]:
+    def handles(self) -> tuple[TaskHandle | None, ...]:
+        """One entry per input: its ``TaskHandle``, or None where that input failed."""
         return self.results
 
 
@@ -292,5 +306,6 @@ class BatchDownloadError(_PartialBatch):
     """
 
     @property
-    def paths(self) -> tuple[Any, ...]:
+    def paths(self) -> tuple[list[Path] | None, ...]:
+        """One entry per input: the files written for it, or None where it failed."""
         return self.results

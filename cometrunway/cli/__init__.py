@@ -20,6 +20,7 @@ Commands (global options go before or after the command)::
     cometrunway resume --journal PATH [--download DIR] [--out results.jsonl]
     cometrunway settle --journal PATH KEY (--task-id TASK_ID | --resubmit)
     cometrunway fake-server [--host H] [--port N] [--speed X]
+    cometrunway report JOURNAL [-o report.html] [--downloads DIR]
 
     global: --fake [--fake-speed X] | --base-url URL, --api-key-file FILE,
             --poll-interval SECONDS, --json, --plain, -v/--verbose
@@ -61,6 +62,7 @@ import sys
 from collections.abc import Sequence
 
 from ..client import DEFAULT_BASE_URL
+from . import _report
 from ._common import CliError, ExitCode, configure_logging, note
 
 __all__ = ["build_parser", "main"]
@@ -361,6 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--speed", type=_positive_float, default=1.0, metavar="X", help="tasks X times faster"
     )
+    _global_options(p, on_command=True)
+
+    p = command("report", _report.SUMMARY, _report.DESCRIPTION)
+    _report.add_report_arguments(p)
     _global_options(p, on_command=True)
     return parser
 

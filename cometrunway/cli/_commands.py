@@ -36,6 +36,7 @@ from ._jobs import (
     summarize,
     write_results,
 )
+from ._report import cmd_report, report_beside_outputs
 from ._session import Interrupt, Session, classify, connect, demo_lifecycle, preflight
 
 __all__ = ["COMMANDS"]
@@ -198,6 +199,8 @@ async def cmd_batch(args: argparse.Namespace, interrupt: Interrupt) -> int:
         summary["exit_code"] = int(code)
         display.finish(records_of(jobs), summary)
         report_ambiguous(ambiguous, journal, args)
+        if download_dir is not None:
+            await report_beside_outputs(journal, download_dir, json_mode=args.json)
         return code
 
 
@@ -687,4 +690,5 @@ COMMANDS: dict[str, Command] = {
     "resume": cmd_resume,
     "settle": cmd_settle,
     "fake-server": cmd_fake_server,
+    "report": cmd_report,
 }
