@@ -1172,19 +1172,20 @@ class SQLiteJournal:
         empty ones. Identical repeats write nothing.
         """
         worker = self._live_worker()
-        params = (
-            task_id,
-            str(status),
-            progress,
-            json.dumps(list(outputs)) if outputs else "[]",
-            error,
-            error_code,
-            EntryState.DONE.value if terminal else EntryState.SUBMITTED.value,
-            terminal,
-        )
+        # Named placeholders: numbered ones warn on Python 3.12.0-3.12.3 (CPython gh-117995).
+        params = {
+            "task_id": task_id,
+            "status": str(status),
+            "progress": progress,
+            "outputs": json.dumps(list(outputs)) if outputs else "[]",
+            "error": error,
+            "error_code": error_code,
+            "state": EntryState.DONE.value if terminal else EntryState.SUBMITTED.value,
+            "terminal": terminal,
+        }
 
         def op(conn: sqlite3.Connection) -> None:
-            conn.execute(_RECORD_STATUS, (*params, self._clock()))
+            conn.execute(_RECORD_STATUS, {**params, "now": self._clock()})
 
         if terminal:
             # Written now and awaited, but without a disk sync of its own: should a power
@@ -1279,21 +1280,21 @@ class SQLiteJournal:
 # that sees no change costs one index lookup.
 _RECORD_STATUS: Final = """
 UPDATE entries SET
-    status = ?2,
-    progress = ?3,
-    outputs = CASE WHEN ?4 = '[]' THEN outputs ELSE ?4 END,
-    error = ?5,
-    error_code = ?6,
-    state = ?7,
-    updated_at = ?9
-WHERE task_id = ?1
-  AND (state = 'submitted' OR (?8 AND state = 'done'))
-  AND (state IS NOT ?7
-       OR status IS NOT ?2
-       OR progress IS NOT ?3
-       OR (?4 != '[]' AND outputs IS NOT ?4)
-       OR error IS NOT ?5
-       OR error_code IS NOT ?6)
+    status = :status,
+    progress = :progress,
+    outputs = CASE WHEN :outputs = '[]' THEN outputs ELSE :outputs END,
+    error = :error,
+    error_code = :error_code,
+    state = :state,
+    updated_at = :now
+WHERE task_id = :task_id
+  AND (state = 'submitted' OR (:terminal AND state = 'done'))
+  AND (state IS NOT :state
+       OR status IS NOT :status
+       OR progress IS NOT :progress
+       OR (:outputs != '[]' AND outputs IS NOT :outputs)
+       OR error IS NOT :error
+       OR error_code IS NOT :error_code)
 """
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import re
 import sqlite3
 import sys
 import textwrap
@@ -915,3 +916,13 @@ def test_open_journal_rejects_other_urls() -> None:
 def test_open_journal_rejects_other_types() -> None:
     with pytest.raises(TypeError, match="got int"):
         open_journal(42)  # type: ignore[arg-type]
+
+
+def test_sql_uses_no_numbered_placeholders() -> None:
+    # Numbered placeholders warn on Python 3.12.0-3.12.3 (CPython gh-117995): with warnings
+    # as errors, every journal call would fail there. Named (:name) or plain ? only.
+    package = Path(journal_module.__file__).parent
+    sources = [package / "journal.py"] if package.name == "cometrunway" else package.glob("*.py")
+    for source in sources:
+        text = Path(source).read_text(encoding="utf-8")
+        assert not re.search(r"\?[0-9]", text), f"{source}: numbered SQL placeholder"
