@@ -52,7 +52,12 @@ async def main() -> None:
     queued = args.task_seconds / 4
     with (
         fake_process(
-            "--queued-for", str(queued), "--running-for", str(args.task_seconds - queued)
+            "--queued-for",
+            str(queued),
+            "--running-for",
+            str(args.task_seconds - queued),
+            "--latency",
+            str(args.latency),
         ) as url,
         tempfile.TemporaryDirectory() as folder,
     ):
@@ -60,6 +65,7 @@ async def main() -> None:
         journaled, journaled_requests = await batch(
             url, args.tasks, "journaled", Path(folder) / "run.sqlite"
         )
+    print(f"{args.tasks} tasks of {args.task_seconds:g} s, answers after {args.latency:g} s")
     print(f"no journal:   {plain:7.2f} s wall ({plain_requests} requests)")
     print(f"with journal: {journaled:7.2f} s wall ({journaled_requests} requests)")
     print(f"overhead:     {100 * (journaled / plain - 1):6.1f} % (target ≤ 10%)")

@@ -541,9 +541,9 @@ class Client:
                     await asyncio.shield(journal.mark_ambiguous(key, "interrupted while sending"))
                 raise
             if journal is not None and key is not None:
-                # Queued durably without waiting for the disk: later writes for this task are
-                # committed after it, and a crash before it commits lists the row as ambiguous.
-                await journal.mark_submitted(key, task_id, wait=False)
+                # Durable before visible: the id is on disk before any handle is handed out;
+                # concurrent creates share one commit (group commit on the journal thread).
+                await journal.mark_submitted(key, task_id)
             log.info("created task %s (%s)", task_id, type(request).__name__)
             handle = self._follow(task_id, request.poll_route, submitted_at=submitted_at)
             if self._events.active:
