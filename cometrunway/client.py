@@ -17,7 +17,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -48,7 +48,7 @@ from .events import (
     TaskLost,
 )
 from .handles import TaskHandle
-from .journal import EntryState, Journal, JournalEntry, open_journal
+from .journal import EntryState, Journal, JournalEntry, open_journal, settle_all
 from .models import REQUEST_TYPES, PollRoute, Request, Task
 from .policies import PollPolicy, RetryPolicy
 from .poller import Poller, PollerStatistics
@@ -683,6 +683,23 @@ class Client:
             return self._follow(task_id, route)
         await self._journal.release(key)
         return None
+
+    async def settle_all(
+        self, *, resubmit: bool = False, task_ids: Mapping[str, str] | None = None
+    ) -> list[TaskHandle]:
+        """Settle many ambiguous rows, each by explicit choice: ``task_ids`` ({key: task_id})
+        attaches the tasks you found (their handles are returned); ``resubmit=True`` lets the
+        next submit create every other ambiguous row again. Nothing is resubmitted by default.
+        See ``cometrunway.journal.settle_all``."""
+        self._check_open()
+        if self._journal is None:
+            raise ClientStateError("settle_all() needs a journal: Client(journal='run.sqlite')")
+        return await settle_all(
+            self._journal,
+            lambda task_id, route: self._follow(task_id, "tasks" if route == "tasks" else "feed"),
+            task_ids=task_ids,
+            resubmit=resubmit,
+        )
 
     async def as_completed(self, handles: Iterable[TaskHandle]) -> AsyncIterator[TaskHandle]:
         """Yield each handle once, as it finishes (succeeded or failed)."""
