@@ -17,22 +17,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import enum
 import os
 import sqlite3
 import time
 import uuid
-import weakref
 from collections.abc import Callable
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
-from ..errors import JournalError
 from ._rows import EntryState, JournalEntry, check_route, check_task_id
 from ._schema import Connect, default_connect, open_file
 from ._statements import Statements
-from ._thread import Op, Stop, Worker
+from ._thread import ThreadedStore
 from ._transitions import Action
 
 __all__ = ["SQLiteJournal"]
@@ -40,13 +35,7 @@ __all__ = ["SQLiteJournal"]
 T = TypeVar("T")
 
 
-class _LifeCycle(enum.Enum):
-    NEW = "new"
-    OPEN = "open"
-    CLOSED = "closed"
-
-
-class SQLiteJournal:
+class SQLiteJournal(ThreadedStore):
     """The embedded journal (see the module docstring); a :class:`Journal` and a
     :class:`JournalAdmin`.
 
@@ -72,15 +61,9 @@ class SQLiteJournal:
         clock: Callable[[], float] = time.time,
         connect: Connect = default_connect,
     ) -> None:
-        self._spec = os.fspath(path)
-        self._durable = durable
+        super().__init__(os.fspath(path), durable=durable)
         self._busy_timeout = busy_timeout
         self._connect = connect
-        self._state = _LifeCycle.NEW
-        self._worker: Worker | None = None
-        self._finalizer: weakref.finalize[Any, Any] | None = None
-        self._open_lock = asyncio.Lock()
-        self._pending: dict[asyncio.AbstractEventLoop, list[Op]] = {}
         # Names this instance in the rows it marks SENDING (see ambiguous()).
         self._instance = f"{os.getpid()}:{uuid.uuid4().hex}"
         self._sql = Statements(self._spec, self._instance, clock)
@@ -89,138 +72,17 @@ class SQLiteJournal:
     def path(self) -> str:
         return self._spec
 
-    @property
-    def is_open(self) -> bool:
-        return self._state is _LifeCycle.OPEN
-
-    @property
-    def worker_thread_id(self) -> int | None:
-        """``threading.get_ident()`` of the thread that runs every SQLite call, once open."""
-        worker = self._worker
-        return worker.thread.ident if worker is not None else None
-
     def __repr__(self) -> str:
         return f"SQLiteJournal({self._spec!r}, {self._state.value})"
 
-    # -- lifecycle
-
-    async def open(self) -> None:
-        """Open (or create) the file and check it is a journal this version can use.
-
-        Calling it again while open does nothing; after :meth:`close` it raises.
-        """
-        async with self._open_lock:
-            if self._state is _LifeCycle.OPEN:
-                return
-            if self._state is _LifeCycle.CLOSED:
-                raise JournalError(
-                    f"journal {self._spec} is closed; create a new SQLiteJournal to open it again"
-                )
-            worker = Worker(self._spec, durable=self._durable)
-            loop = asyncio.get_running_loop()
-            future: asyncio.Future[None] = loop.create_future()
-
-            def connect() -> None:
-                worker.conn = open_file(
-                    self._spec,
-                    busy_timeout=self._busy_timeout,
-                    durable=self._durable,
-                    connect=self._connect,
-                )
-
-            worker.submit(
-                [Op(connect, loop=loop, future=future, write=True, durable=True, raw=True)]
-            )
-            try:
-                await future
-            except BaseException:
-                worker.stop_nowait()
-                raise
-            self._worker = worker
-            self._state = _LifeCycle.OPEN
-            self._finalizer = weakref.finalize(self, worker.stop_nowait)
-
-    async def close(self) -> None:
-        """Finish every queued write, then close the file. Calling it again does nothing.
-
-        Raises :class:`JournalError` if a write-behind progress update could not be written.
-        """
-        if self._state is not _LifeCycle.OPEN:
-            self._state = _LifeCycle.CLOSED
-            return
-        self._state = _LifeCycle.CLOSED
-        worker = self._worker
-        assert worker is not None
-        if self._finalizer is not None:
-            self._finalizer.detach()
-        # Whatever callers queued in this loop iteration still goes first.
-        for pending in self._pending.values():
-            worker.submit(pending)
-        self._pending.clear()
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        worker.submit(Stop(loop, done))
-        await done
-        # The thread posts `done` as its very last act, so this join returns at once.
-        worker.thread.join()
-        self._raise_deferred(worker)
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    # -- plumbing
-
-    def _live_worker(self) -> Worker:
-        if self._state is _LifeCycle.NEW:
-            raise JournalError(
-                f"journal {self._spec} is not open: use `async with` or await open() first"
-            )
-        if self._state is _LifeCycle.CLOSED:
-            raise JournalError(f"journal {self._spec} is closed")
-        assert self._worker is not None
-        return self._worker
-
-    async def _call(
-        self, fn: Callable[[sqlite3.Connection], T], *, write: bool, durable: bool = True
-    ) -> T:
-        self._live_worker()
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._enqueue(loop, Op(fn, loop=loop, future=future, write=write, durable=durable))
-        return await future
-
-    def _enqueue(self, loop: asyncio.AbstractEventLoop, op: Op) -> None:
-        # Ops queued during one loop iteration travel to the thread together, at the end of
-        # it: one thread wake-up and one transaction for many callers (group commit).
-        pending = self._pending.get(loop)
-        if pending is None:
-            self._pending[loop] = [op]
-            loop.call_soon(self._flush, loop)
-        else:
-            pending.append(op)
-
-    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        ops = self._pending.pop(loop, None)
-        if ops and self._worker is not None:
-            self._worker.submit(ops)
-
-    def _raise_deferred(self, worker: Worker) -> None:
-        exc = worker.deferred_error
-        if exc is not None:
-            worker.deferred_error = None
-            detail = exc.__cause__ if exc.__cause__ is not None else exc
-            raise JournalError(
-                f"journal {self._spec}: an earlier progress update could not be written: {detail}"
-            ) from exc
+    def _open_connection(self) -> sqlite3.Connection:
+        """Open and check the file (on the journal's thread)."""
+        return open_file(
+            self._spec,
+            busy_timeout=self._busy_timeout,
+            durable=self._durable,
+            connect=self._connect,
+        )
 
     # -- writes
 
@@ -238,14 +100,7 @@ class SQLiteJournal:
 
         A row filed under ``key`` for another request raises ``JournalKeyConflict``.
         """
-        check_route(poll_route)
-        fields = {
-            "request_type": request_type,
-            "path": path,
-            "body": body,
-            "poll_route": poll_route,
-            "label": label,
-        }
+        fields = _fields(request_type, path, body, poll_route, label)
         return await self._call(
             lambda conn: self._sql.reserve(conn, key, fields, sending=False), write=True
         )
@@ -264,14 +119,7 @@ class SQLiteJournal:
         QUEUED/REJECTED one, becomes SENDING and the bool is True (send it now). Any other
         existing row comes back unchanged with False; a row filed under ``key`` for another
         request raises ``JournalKeyConflict``."""
-        check_route(poll_route)
-        fields = {
-            "request_type": request_type,
-            "path": path,
-            "body": body,
-            "poll_route": poll_route,
-            "label": label,
-        }
+        fields = _fields(request_type, path, body, poll_route, label)
         return await self._call(
             lambda conn: self._sql.reserve(conn, key, fields, sending=True), write=True
         )
@@ -304,9 +152,7 @@ class SQLiteJournal:
             await self._call(op, write=True)
             return
         worker = self._live_worker()
-        self._enqueue(
-            asyncio.get_running_loop(), Op(op, loop=None, future=None, write=True, durable=True)
-        )
+        self._enqueue_behind(op, durable=True)
         self._raise_deferred(worker)
 
     async def attach_task(self, key: str, task_id: str) -> None:
@@ -398,10 +244,7 @@ class SQLiteJournal:
             # loss take it, the row is SUBMITTED again and the next poll repeats it.
             await self._call(op, write=True, durable=False)
         else:
-            self._enqueue(
-                asyncio.get_running_loop(),
-                Op(op, loop=None, future=None, write=True, durable=False),
-            )
+            self._enqueue_behind(op, durable=False)
         self._raise_deferred(worker)
 
     async def track(
@@ -452,3 +295,16 @@ class SQLiteJournal:
             return {state.value: int(found.get(state.value, 0)) for state in EntryState}
 
         return await self._call(op, write=False)
+
+
+def _fields(
+    request_type: str, path: str, body: str, poll_route: str, label: str | None
+) -> dict[str, Any]:
+    check_route(poll_route)
+    return {
+        "request_type": request_type,
+        "path": path,
+        "body": body,
+        "poll_route": poll_route,
+        "label": label,
+    }
