@@ -46,12 +46,20 @@ WHERE task_id = :task_id
 
 _INSERT: Final = (
     "INSERT INTO entries (key, request_type, path, body, poll_route, state, created_at, "
-    "updated_at, label, sending_by) VALUES (:key, :request_type, :path, :body, :poll_route, "
-    ":state, :now, :now, :label, :sending_by) ON CONFLICT (key) DO NOTHING"
+    "updated_at, label, sending_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (key) DO NOTHING"
 )
+# Each transition's UPDATE, built once per (action, assignments) from the table's guard.
+_MOVES: dict[tuple[Action, str], str] = {}
+_SET_TASK: Final = {
+    action: "UPDATE entries SET state = 'submitted', task_id = ?, submitted_at = ?, "
+    "updated_at = ?, error = NULL, error_code = NULL, sending_by = NULL "
+    f"WHERE key = ? AND {guard(action)}"
+    for action in (Action.SUBMITTED, Action.ATTACH)
+}
 _CLAIM: Final = (
-    "UPDATE entries SET state = 'sending', sending_by = :instance, updated_at = :now "
-    f"WHERE key = :key AND {guard(Action.SEND)}"
+    "UPDATE entries SET state = 'sending', sending_by = ?, updated_at = ? "
+    f"WHERE key = ? AND {guard(Action.SEND)}"
 )
 
 
@@ -128,27 +136,36 @@ class Statements:
         """Insert ``key`` (QUEUED, or SENDING when ``sending``), or claim an existing row
         that may be sent. Returns the row and whether this call claimed it."""
         now = self.clock()
-        params = {
-            **fields,
-            "key": key,
-            "now": now,
-            "state": (EntryState.SENDING if sending else EntryState.QUEUED).value,
-            "sending_by": self.instance if sending else None,
-            "instance": self.instance,
-        }
-        if conn.execute(_INSERT, params).rowcount == 1:
-            entry = self.fetch_key(conn, key)
-            assert entry is not None
+        state = EntryState.SENDING if sending else EntryState.QUEUED
+        sending_by = self.instance if sending else None
+        row = (key, fields["request_type"], fields["path"], fields["body"], fields["poll_route"])
+        if conn.execute(
+            _INSERT, (*row, state.value, now, now, fields["label"], sending_by)
+        ).rowcount:
+            entry = JournalEntry(
+                *row,
+                state=state,
+                task_id=None,
+                status=None,
+                progress=None,
+                outputs=(),
+                error=None,
+                error_code=None,
+                created_at=now,
+                updated_at=now,
+                submitted_at=None,
+                label=fields["label"],
+            )
             return entry, True
         existing = self.fetch_key(conn, key)
         assert existing is not None
         filing = Filing(key, fields["request_type"], fields["path"], fields["body"])
         if filing.conflicts_with(existing):
             raise key_conflict(self.where, filing, existing)
-        if sending and conn.execute(_CLAIM, params).rowcount:
-            entry = self.fetch_key(conn, key)
-            assert entry is not None
-            return entry, True
+        if sending and conn.execute(_CLAIM, (self.instance, now, key)).rowcount:
+            claimed = self.fetch_key(conn, key)
+            assert claimed is not None
+            return claimed, True
         return existing, False
 
     # -- transitions without a task id
@@ -157,10 +174,14 @@ class Statements:
         self, conn: sqlite3.Connection, key: str, action: Action, sets: str, **params: Any
     ) -> None:
         """Apply ``action`` (an UPDATE setting ``sets``) or raise the table's refusal."""
-        changed = conn.execute(
-            f"UPDATE entries SET {sets}, updated_at = :now WHERE key = :key AND {guard(action)}",
-            {**params, "key": key, "now": self.clock()},
-        ).rowcount
+        sql = _MOVES.get((action, sets))
+        if sql is None:
+            sql = _MOVES[action, sets] = (
+                f"UPDATE entries SET {sets}, updated_at = :now WHERE key = :key AND {guard(action)}"
+            )
+        params["key"] = key
+        params["now"] = self.clock()
+        changed = conn.execute(sql, params).rowcount
         if not changed:
             raise self.refuse(conn, key, action)
 
@@ -169,12 +190,7 @@ class Statements:
     def set_task(self, conn: sqlite3.Connection, key: str, task_id: str, action: Action) -> None:
         now = self.clock()
         try:
-            changed = conn.execute(
-                "UPDATE entries SET state = 'submitted', task_id = :task_id, "
-                "submitted_at = :now, updated_at = :now, error = NULL, error_code = NULL, "
-                f"sending_by = NULL WHERE key = :key AND {guard(action)}",
-                {"task_id": task_id, "now": now, "key": key},
-            ).rowcount
+            changed = conn.execute(_SET_TASK[action], (task_id, now, now, key)).rowcount
         except sqlite3.IntegrityError:
             # Another row holds this task id (the unique index said so).
             self._adopt(conn, key, task_id, action, now)

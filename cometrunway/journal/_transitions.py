@@ -110,7 +110,11 @@ def guard(action: Action) -> str:
 
     The values are this module's own enum members, never user input.
     """
-    states = ", ".join(f"'{s.value}'" for s in _ordered(TRANSITIONS[action].sources))
+    return _GUARDS[action]
+
+
+def _guard_of(transition: Transition) -> str:
+    states = ", ".join(f"'{s.value}'" for s in _ordered(transition.sources))
     return f"state IN ({states})"
 
 
@@ -145,3 +149,7 @@ def render_table() -> str:
 def _ordered(states: frozenset[EntryState]) -> list[EntryState]:
     order = list(EntryState)
     return sorted(states, key=order.index)
+
+
+# Built once: stores put these into statements on every transition.
+_GUARDS: Final[Mapping[Action, str]] = {a: _guard_of(t) for a, t in TRANSITIONS.items()}
