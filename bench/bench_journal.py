@@ -1,8 +1,9 @@
 """How much the SQLite journal costs a batch: the same coroutines with and without it.
 
-Each simulated task does what the client does for one submission: reserve, mark_sending,
-the create request, mark_submitted, three polls with a non-terminal status each, and a
-final poll with the terminal status. ``--concurrency`` workers share the tasks, like
+Each simulated task does what the client does for one submission: reserve_sending, the
+create request, mark_submitted (awaited: the id is durable before the handle), three polls
+with a non-terminal status each, and a final poll with the terminal status. ``--concurrency``
+workers share the tasks, like
 ``submit_many(max_concurrency=8)`` and the poller. The baseline runs exactly the same
 coroutines with every journal call left out. "Requests" are ``asyncio.sleep(latency)``;
 with the default latency of 0 the run measures the journal's raw cost per task, and a
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from cometrunway.journal import SQLiteJournal
 
-JOURNAL_CALLS_PER_TASK = 7  # reserve, sending, submitted, 3 progress, terminal
+JOURNAL_CALLS_PER_TASK = 6  # reserve_sending, submitted, 3 progress, terminal
 BODY = json.dumps(
     {
         "ratio": "16:9",
@@ -48,7 +49,8 @@ async def run(tasks: int, concurrency: int, latency: float, journal: SQLiteJourn
         key = f"key-{i:06d}"
         task_id = f"task-{i:06d}"
         if journal is not None:
-            await journal.reserve(
+            # One durable step claims the row before the create, as the client does.
+            await journal.reserve_sending(
                 key,
                 request_type="TextToVideo",
                 path="/runway/pro/generate",
@@ -56,7 +58,6 @@ async def run(tasks: int, concurrency: int, latency: float, journal: SQLiteJourn
                 poll_route="feed",
                 label=f"prompts.txt line {i + 1}",
             )
-            await journal.mark_sending(key)
         await request()
         if journal is not None:
             await journal.mark_submitted(key, task_id)

@@ -17,7 +17,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -48,7 +48,7 @@ from .events import (
     TaskLost,
 )
 from .handles import TaskHandle
-from .journal import EntryState, Journal, JournalEntry, open_journal
+from .journal import EntryState, Journal, JournalEntry, open_journal, settle_all
 from .models import REQUEST_TYPES, PollRoute, Request, Task
 from .policies import PollPolicy, RetryPolicy
 from .poller import Poller, PollerStatistics
@@ -101,6 +101,15 @@ def request_key(request: HTTPRequest) -> tuple[str, str]:
     canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     digest = hashlib.sha256(f"{request.path}\n{canonical}".encode()).hexdigest()
     return f"sha256:{digest[:40]}", canonical
+
+
+def _unjournaled(task_id: str, key: str, cause: JournalError) -> JournalError:
+    error = JournalError(
+        f"task {task_id} was created (journal key {key!r}) but the journal could not record "
+        f"it: {cause}; follow it with client.track({task_id!r})"
+    )
+    error.__cause__ = cause
+    return error
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
@@ -541,9 +550,17 @@ class Client:
                     await asyncio.shield(journal.mark_ambiguous(key, "interrupted while sending"))
                 raise
             if journal is not None and key is not None:
-                # Queued durably without waiting for the disk: later writes for this task are
-                # committed after it, and a crash before it commits lists the row as ambiguous.
-                await journal.mark_submitted(key, task_id, wait=False)
+                # Durable before visible: the id is on disk before any handle is handed out;
+                # concurrent creates share one commit (group commit on the journal thread).
+                try:
+                    await journal.mark_submitted(key, task_id)
+                except JournalError as exc:
+                    # The task exists and the journal cannot say so: the caller must hear
+                    # its id (never lose a task id), and the client keeps running.
+                    log.exception("created task %s but could not journal it", task_id)
+                    if not outcome.done():
+                        outcome.set_exception(_unjournaled(task_id, key, exc))
+                    return
             log.info("created task %s (%s)", task_id, type(request).__name__)
             handle = self._follow(task_id, request.poll_route, submitted_at=submitted_at)
             if self._events.active:
@@ -683,6 +700,23 @@ class Client:
             return self._follow(task_id, route)
         await self._journal.release(key)
         return None
+
+    async def settle_all(
+        self, *, resubmit: bool = False, task_ids: Mapping[str, str] | None = None
+    ) -> list[TaskHandle]:
+        """Settle many ambiguous rows, each by explicit choice: ``task_ids`` ({key: task_id})
+        attaches the tasks you found (their handles are returned); ``resubmit=True`` lets the
+        next submit create every other ambiguous row again. Nothing is resubmitted by default.
+        See ``cometrunway.journal.settle_all``."""
+        self._check_open()
+        if self._journal is None:
+            raise ClientStateError("settle_all() needs a journal: Client(journal='run.sqlite')")
+        return await settle_all(
+            self._journal,
+            lambda task_id, route: self._follow(task_id, "tasks" if route == "tasks" else "feed"),
+            task_ids=task_ids,
+            resubmit=resubmit,
+        )
 
     async def as_completed(self, handles: Iterable[TaskHandle]) -> AsyncIterator[TaskHandle]:
         """Yield each handle once, as it finishes (succeeded or failed)."""

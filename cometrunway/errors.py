@@ -16,6 +16,7 @@
     ├── TaskFailed(task)                       the remote task ended FAILED or CANCELLED
     ├── ClientStateError                       used outside its lifecycle (``RuntimeError``)
     ├── JournalError                           journal file corrupt, foreign or newer
+    │   └── JournalKeyConflict(key)            a key already journaled for another request
     ├── DownloadError                          an output could not be downloaded
     │   ├── OutputExpired                      URL expired even after re-polling (also APIError)
     │   ├── OutputRejected                     the output host refused (also APIError)
@@ -61,6 +62,7 @@ __all__ = [
     "EndpointError",
     "InvalidRequestError",
     "JournalError",
+    "JournalKeyConflict",
     "OutputExpired",
     "OutputRejected",
     "RateLimitError",
@@ -244,6 +246,20 @@ class ClientStateError(CometRunwayError, RuntimeError):
 
 class JournalError(CometRunwayError):
     """The journal store cannot be used: corrupt, not a journal, or a newer schema."""
+
+
+class JournalKeyConflict(JournalError):
+    """A journal key is already filed for a different request body: never silently reused.
+
+    ``key`` is the key; ``journaled_path`` and ``requested_path`` are the routes of the
+    request on file and of the one refused.
+    """
+
+    def __init__(self, message: str, *, key: str, journaled_path: str, requested_path: str) -> None:
+        super().__init__(message)
+        self.key = key
+        self.journaled_path = journaled_path
+        self.requested_path = requested_path
 
 
 class _PartialBatch(ExceptionGroup[Exception], CometRunwayError):

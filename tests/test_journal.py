@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import re
 import sqlite3
 import sys
 import textwrap
@@ -16,7 +17,8 @@ from typing import Any
 import pytest
 
 import cometrunway.journal as journal_module
-from cometrunway.errors import JournalError
+import cometrunway.journal._schema as schema_module
+from cometrunway.errors import JournalError, JournalKeyConflict
 from cometrunway.journal import (
     APPLICATION_ID,
     SCHEMA_VERSION,
@@ -185,9 +187,32 @@ async def test_reserve_creates_a_queued_row(journal: SQLiteJournal) -> None:
 async def test_reserve_existing_key_returns_the_row_unchanged(journal: SQLiteJournal) -> None:
     await put_in_state(journal, "k1", S.SUBMITTED)
     before = await journal.get("k1")
-    again, created = await reserve(journal, "k1", body='{"prompt":"a dog"}', label="other")
+    again, created = await reserve(journal, "k1", label="other")
     assert not created
     assert again == before
+    assert await journal.get("k1") == before
+
+
+@pytest.mark.parametrize("method", ["reserve", "reserve_sending"])
+async def test_key_filed_for_another_request_is_a_conflict(
+    journal: SQLiteJournal, method: str
+) -> None:
+    await put_in_state(journal, "k1", S.SUBMITTED)
+    before = await journal.get("k1")
+    with pytest.raises(JournalKeyConflict, match="'k1'") as info:
+        await getattr(journal, method)(
+            "k1",
+            request_type="RunwayImageToVideo",
+            path="/runwayml/v1/image_to_video",
+            body='{"promptText":"a blue whale"}',
+            poll_route="tasks",
+        )
+    assert info.value.key == "k1"
+    assert info.value.journaled_path == "/runway/pro/generate"
+    assert info.value.requested_path == "/runwayml/v1/image_to_video"
+    assert "/runway/pro/generate" in str(info.value)
+    assert "/runwayml/v1/image_to_video" in str(info.value)
+    assert isinstance(info.value, JournalError)
     assert await journal.get("k1") == before
 
 
@@ -675,7 +700,8 @@ async def test_another_process_holding_the_lock_fails_the_op_cleanly(path: Path)
         try:
             other.execute("BEGIN IMMEDIATE")
             with pytest.raises(
-                JournalError, match="cannot start a transaction: database is locked"
+                JournalError,
+                match=r"cannot start a transaction: locked: another process .*database is locked",
             ):
                 await j.mark_sending("k")
             other.execute("ROLLBACK")
@@ -799,8 +825,8 @@ async def test_migration_hook_upgrades_an_older_file_in_place(
     def add_column(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE entries ADD COLUMN cost REAL")
 
-    monkeypatch.setattr(journal_module, "_MIGRATIONS", (*journal_module._MIGRATIONS, add_column))
-    monkeypatch.setattr(journal_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setattr(schema_module, "MIGRATIONS", (*schema_module.MIGRATIONS, add_column))
+    monkeypatch.setattr(schema_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     async with SQLiteJournal(path) as j:
         assert [e.key for e in await j.unfinished()] == ["k"]
     conn = sqlite3.connect(path)
@@ -915,3 +941,13 @@ def test_open_journal_rejects_other_urls() -> None:
 def test_open_journal_rejects_other_types() -> None:
     with pytest.raises(TypeError, match="got int"):
         open_journal(42)  # type: ignore[arg-type]
+
+
+def test_sql_uses_no_numbered_placeholders() -> None:
+    # Numbered placeholders warn on Python 3.12.0-3.12.3 (CPython gh-117995): with warnings
+    # as errors, every journal call would fail there. Named (:name) or plain ? only.
+    package = Path(journal_module.__file__).parent
+    sources = [package / "journal.py"] if package.name == "cometrunway" else package.glob("*.py")
+    for source in sources:
+        text = Path(source).read_text(encoding="utf-8")
+        assert not re.search(r"\?[0-9]", text), f"{source}: numbered SQL placeholder"

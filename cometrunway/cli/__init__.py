@@ -19,6 +19,7 @@ Commands (global options go before or after the command)::
     cometrunway download TASK_ID DIR [--route {feed,tasks}]
     cometrunway resume --journal PATH [--download DIR] [--out results.jsonl]
     cometrunway settle --journal PATH KEY (--task-id TASK_ID | --resubmit)
+    cometrunway settle --journal PATH (--from FILE | --all --resubmit)
     cometrunway fake-server [--host H] [--port N] [--speed X]
     cometrunway report JOURNAL [-o report.html] [--downloads DIR]
 
@@ -342,13 +343,16 @@ def build_parser() -> argparse.ArgumentParser:
         "settle an ambiguous create: attach the task you found, or resubmit on purpose",
     )
     p.add_argument("--journal", metavar="PATH", required=True)
-    p.add_argument("key", metavar="KEY", help="the row's key (or a unique prefix of it)")
-    how = p.add_mutually_exclusive_group(required=True)
-    how.add_argument("--task-id", metavar="TASK_ID", help="the task the create did make")
-    how.add_argument(
+    p.add_argument("key", metavar="KEY", nargs="?", help="the row's key (or a unique prefix)")
+    p.add_argument("--task-id", metavar="TASK_ID", help="the task the create did make")
+    p.add_argument(
         "--resubmit",
         action="store_true",
         help="it was not created: let the next batch run create it (and pay for it)",
+    )
+    p.add_argument("--all", action="store_true", help="with --resubmit: every ambiguous row")
+    p.add_argument(
+        "--from", dest="source", metavar="FILE", help="attach ids from a CSV/JSONL of key,task_id"
     )
     _global_options(p, on_command=True)
 

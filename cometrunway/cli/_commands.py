@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AuthenticationError, EndpointError, TaskNotFound, TransportError
-from ..journal import EntryState, JournalEntry, SQLiteJournal
+from ..journal import EntryState, JournalEntry
 from ..models import PollRoute
 from ._common import CliError, ExitCode, emit_json, note, say, task_json
 from ._display import make_display
@@ -38,6 +38,7 @@ from ._jobs import (
 )
 from ._report import cmd_report, report_beside_outputs
 from ._session import Interrupt, Session, classify, connect, demo_lifecycle, preflight
+from ._settle import cmd_settle, refuse_key_conflicts
 
 __all__ = ["COMMANDS"]
 
@@ -167,6 +168,7 @@ async def cmd_batch(args: argparse.Namespace, interrupt: Interrupt) -> int:
         try:
             async with connect(args, journal=journal, on_event=run.on_event) as session:
                 _, interrupted = await interrupt.guard(preflight(session))
+                await refuse_key_conflicts(session.client.journal, jobs, journal)
                 if not interrupted:
                     began = True
                     display.start()
@@ -385,48 +387,6 @@ async def cmd_resume(args: argparse.Namespace, interrupt: Interrupt) -> int:
         )
     report_ambiguous(ambiguous, journal, args)
     return code
-
-
-# ---------------------------------------------------------------- settle
-
-
-async def cmd_settle(args: argparse.Namespace, interrupt: Interrupt) -> int:
-    journal = existing_journal(args.journal)
-    async with SQLiteJournal(journal) as store:
-        entries = await store.entries()
-        matches = [e for e in entries if e.key == args.key] or [
-            e for e in entries if e.key.startswith(args.key)
-        ]
-        if not matches:
-            raise CliError(f"no request with key {args.key!r} in {journal}", ExitCode.USAGE)
-        if len(matches) > 1:
-            raise CliError(
-                f"{len(matches)} keys in {journal} start with {args.key!r}: give more of it",
-                ExitCode.USAGE,
-            )
-        entry = matches[0]
-        if entry.state not in (EntryState.AMBIGUOUS, EntryState.SENDING):
-            raise CliError(
-                f"{entry.key} is {entry.state.value}, not ambiguous: nothing to settle",
-                ExitCode.USAGE,
-            )
-        if args.task_id:
-            await store.attach_task(entry.key, args.task_id)
-            message = (
-                f"settled {entry.key}: it is task {args.task_id}; follow it with: "
-                f"{_command(args, 'resume', '--journal', str(journal))}"
-            )
-        else:
-            await store.release(entry.key)
-            message = (
-                f"settled {entry.key}: the next batch run with this journal creates it again "
-                "(and pays for it)"
-            )
-    if args.json:
-        emit_json({"event": "settled", "key": entry.key, "task_id": args.task_id})
-    else:
-        say(message)
-    return ExitCode.OK
 
 
 # ---------------------------------------------------------------- one task

@@ -32,7 +32,7 @@ from ..handles import TaskHandle
 from ..models import Request, Task
 from ._common import CliError, ExitCode, write_jsonl_atomic
 from ._display import Display
-from ._inputs import Item
+from ._inputs import Item, journal_key
 
 __all__ = [
     "FINAL",
@@ -183,6 +183,14 @@ def jobs_from_items(items: Sequence[Item]) -> tuple[list[Job], list[str]]:
                 request=item.request,
                 key=item.journal_key,
                 user_key=item.key,
+            )
+        elif job.request is not None and journal_key(item.request, None) != journal_key(
+            job.request, None
+        ):
+            raise CliError(
+                f"lines {job.rows[0].line} and {item.line} give the key {item.journal_key!r} "
+                "to different requests: a key names one request; give each its own key",
+                ExitCode.USAGE,
             )
         else:
             job.rows.append(row)

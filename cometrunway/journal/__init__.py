@@ -1,0 +1,83 @@
+"""The journal: a durable record of every paid submission, so no task id is lost or paid twice.
+
+Each create request gets a row, keyed by its idempotency key, *before* its bytes leave, and
+the row follows the request through its states (the transition table and its diagram are in
+:mod:`cometrunway.journal._transitions`). The pieces:
+
+* :mod:`._rows` — :class:`EntryState`, :class:`Outcome`, :class:`JournalEntry` and the
+  :class:`Journal` protocol (what the client calls, plus ``entries()``) with the extra
+  queries of :class:`JournalAdmin`;
+* :mod:`._transitions` — the state machine as data, from which SQL guards and refusal
+  messages are generated;
+* :mod:`._sqlite` — :class:`SQLiteJournal`, the embedded default, with :mod:`._thread` (its
+  own thread and group commit), :mod:`._schema` (file checks, migrations, error causes) and
+  :mod:`._statements` (the SQL of each operation);
+* :mod:`._settle` — settling many ambiguous rows at once, by explicit choice.
+
+A store for several processes implements :class:`Journal` and passes the same conformance
+suite (``tests/journal_conformance.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Final
+
+from ..errors import JournalError
+from ._keys import Filing, find_conflicts
+from ._rows import POLL_ROUTES, EntryState, Journal, JournalAdmin, JournalEntry, Outcome
+from ._schema import APPLICATION_ID, SCHEMA_VERSION
+from ._settle import SettleReport, settle_all, settle_journal
+from ._sqlite import SQLiteJournal
+from ._transitions import TRANSITIONS, Action, Transition
+
+__all__ = [
+    "APPLICATION_ID",
+    "POLL_ROUTES",
+    "SCHEMA_VERSION",
+    "TRANSITIONS",
+    "Action",
+    "EntryState",
+    "Filing",
+    "Journal",
+    "JournalAdmin",
+    "JournalEntry",
+    "Outcome",
+    "SQLiteJournal",
+    "SettleReport",
+    "Transition",
+    "find_conflicts",
+    "open_journal",
+    "settle_all",
+    "settle_journal",
+]
+
+_URL: Final = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]+)://")
+
+
+def open_journal(spec: str | os.PathLike[str] | Journal) -> Journal:
+    """Turn the client's ``journal=`` argument into an (unopened) :class:`Journal`.
+
+    A path gives a :class:`SQLiteJournal`; a ``Journal`` is passed through as is. A
+    ``postgresql://`` URL needs the server-backed store, which is not installed.
+    """
+    if isinstance(spec, (str, os.PathLike)):
+        text = os.fspath(spec)
+        match = _URL.match(text)
+        if match is not None:
+            scheme = match["scheme"].lower()
+            if scheme in ("postgresql", "postgres"):
+                raise JournalError(
+                    "PostgreSQL journals need the optional server-backed journal store, "
+                    "which is not installed; use a SQLite file path instead"
+                )
+            raise JournalError(
+                f"unsupported journal URL scheme {scheme!r}: give a SQLite file path"
+            )
+        return SQLiteJournal(text)
+    if isinstance(spec, Journal):
+        return spec
+    raise TypeError(
+        f"journal must be a path, a postgresql:// URL or a Journal, got {type(spec).__name__}"
+    )
