@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
-from .protocol import HTTPResponse, parse_retry_after
+from .protocol import HTTPRequest, HTTPResponse, parse_retry_after
 
-__all__ = ["Clock", "RequestBudget", "Sleep"]
+__all__ = ["Clock", "PacedSender", "RequestBudget", "Sleep"]
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -87,3 +88,24 @@ class RequestBudget:
         pause = retry_after if retry_after is not None else _DEFAULT_429_PAUSE
         self._paused_until = max(self._paused_until, now + pause)
         self._rate = max(self._max_rate * _MIN_RATE_FRACTION, self._rate / 2)
+
+
+class _Sends(Protocol):
+    async def send(self, request: HTTPRequest) -> HTTPResponse: ...
+
+
+class PacedSender:
+    """Sends through ``transport`` with every request drawing on ``budget``: waits for its
+    slot first, and feeds the answer (a 429 pauses everyone) back."""
+
+    def __init__(self, transport: _Sends, budget: RequestBudget) -> None:
+        self._transport = transport
+        self._budget = budget
+
+    async def send(self, request: HTTPRequest) -> HTTPResponse:
+        wait = self._budget.reserve()  # most requests have nothing to wait for
+        if wait > 0:
+            await self._budget.wait(wait)
+        answer = await self._transport.send(request)
+        self._budget.observe(answer)
+        return answer

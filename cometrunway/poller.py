@@ -12,6 +12,11 @@ known about it:
 Transient poll failures keep a task pending (with backoff); ``task_not_exist`` is "not
 visible yet" for ``not_found_grace`` after the submit (wire reference §1.5, §6 C14); a
 401/403 fails every handle. Clock, sleep and randomness are injectable.
+
+The poller knows two small objects, not the client: a ``TaskSource`` (one poll: build, send,
+parse) and a ``TaskSink`` (what a poll saw: events out, journal rows in). A failure while
+handling one task fails that handle only; an unexpected one (a bug) also surfaces from
+``run()``.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ import random
 import statistics as stats_mod
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from typing import Protocol
 
 from attrs import frozen
 
@@ -34,15 +40,37 @@ from .models import PollRoute, Task, TaskStatus
 from .policies import PollPolicy
 from .protocol import PollDisposition, poll_disposition
 
-__all__ = ["Poller", "PollerStatistics"]
+__all__ = ["Poller", "PollerStatistics", "TaskSink", "TaskSource"]
 
 log = logging.getLogger("cometrunway.poller")
 
-Fetch = Callable[[str, PollRoute], Awaitable[Task]]
-# The hooks run inline; they return an awaitable only when they have I/O to do (a journal
-# write), so the usual poll allocates no coroutine for them.
-OnUpdate = Callable[[TaskHandle, Task | None, Task], Awaitable[None] | None]
-OnFinish = Callable[[TaskHandle, BaseException | None], Awaitable[None] | None]
+
+class TaskSource(Protocol):
+    """One poll of one task: its snapshot, or the ``CometRunwayError`` it failed with."""
+
+    async def fetch(self, task_id: str, route: PollRoute) -> Task: ...
+
+
+class TaskSink(Protocol):
+    """Where what the poller sees goes. Both run inline and return an awaitable only when
+    they have I/O to do (a journal write), which the poller awaits for that task alone."""
+
+    def updated(
+        self, handle: TaskHandle, old: Task | None, new: Task
+    ) -> Awaitable[None] | None: ...
+
+    def finished(
+        self, handle: TaskHandle, error: BaseException | None
+    ) -> Awaitable[None] | None: ...
+
+
+class _NoSink:
+    def updated(self, handle: TaskHandle, old: Task | None, new: Task) -> None:
+        return None
+
+    def finished(self, handle: TaskHandle, error: BaseException | None) -> None:
+        return None
+
 
 _LEARNED = 256  # finished-task durations kept for estimates
 # While nothing is known about durations, only this many tasks probe at initial_delay; the
@@ -95,32 +123,22 @@ class _Tracked:
         self.last_at: float | None = None
 
 
-def _no_update(handle: TaskHandle, old: Task | None, new: Task) -> None:
-    return None
-
-
-def _no_finish(handle: TaskHandle, error: BaseException | None) -> None:
-    return None
-
-
 class Poller:
     """Follows tasks until each is terminal. ``run()`` is the one long-lived coroutine."""
 
     def __init__(
         self,
-        fetch: Fetch,
+        source: TaskSource,
         policy: PollPolicy,
         *,
-        on_update: OnUpdate = _no_update,
-        on_finish: OnFinish = _no_finish,
+        sink: TaskSink | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        self._fetch = fetch
+        self._fetch = source.fetch
         self._policy = policy
-        self._on_update = on_update
-        self._on_finish = on_finish
+        self._sink: TaskSink = sink or _NoSink()
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -252,6 +270,14 @@ class Poller:
             state = await self._queue.get()
             try:
                 await self._poll(state)
+            except CometRunwayError as exc:
+                # Handling this one task went wrong (say, its journal write): its handle
+                # fails, the others go on.
+                log.warning("following task %s failed: %s", state.handle.task_id, exc)
+                self._drop(state, exc)
+            except Exception as exc:
+                self._drop(state, exc)
+                raise  # a bug: it surfaces from run() (and the client's block)
             finally:
                 state.in_flight = False
             if state.recheck and state.handle.task_id in self._tracked:
@@ -272,7 +298,7 @@ class Poller:
         state.polls += 1
         old = handle.task
         handle._update(task)
-        pending = self._on_update(handle, old, task)
+        pending = self._sink.updated(handle, old, task)
         if pending is not None:
             await pending
         if task.status.is_terminal:
@@ -340,7 +366,13 @@ class Poller:
         if error is not None:
             self._counts["failed"] += 1
             handle._fail(error, task)
-        return self._on_finish(handle, error)
+        return self._sink.finished(handle, error)
+
+    def _drop(self, state: _Tracked, error: Exception) -> None:
+        """Stop following one task whose handling failed: its handle fails with ``error``."""
+        if self._tracked.pop(state.handle.task_id, None) is not None:
+            self._counts["failed"] += 1
+        state.handle._fail(error)
 
     # ---------------------------------------------------------------- pacing
 

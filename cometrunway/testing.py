@@ -56,6 +56,7 @@ from aiohttp import web
 from attrs import define, field, frozen
 from yarl import URL
 
+from ._mock_transport import MockTransport
 from .models import TaskStatus
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "FakeCometAPI",
     "Fault",
     "Lifecycle",
+    "MockTransport",
     "RecordedRequest",
     "TaskRecord",
     "main",

@@ -1,40 +1,60 @@
-"""The one I/O seam: ``send(HTTPRequest) -> HTTPResponse`` over an aiohttp session.
+"""The one I/O seam: ``send(HTTPRequest) -> HTTPResponse`` and ``aclose()``.
 
-The transport borrows a ``ClientSession`` it is given or owns one it creates, and closes
+``Transport`` is the protocol the client talks to; any object with those two methods can be
+passed as ``Client(transport=...)`` (``cometrunway.testing.MockTransport`` answers from a
+function in memory). ``AiohttpTransport`` is the default: it borrows a ``ClientSession`` it
+is given or owns one it creates (honouring ``HTTP(S)_PROXY`` with ``trust_env``), and closes
 only what it created. It makes exactly one attempt per call and maps every aiohttp failure to
 ``TransportError``, saying whether the request may have reached the server
 (``request_sent``): a connect or DNS failure certainly did not; a read timeout or a dropped
-connection may have. What to do about it is the pure core's call (``protocol``). Given the
-client's ``RequestBudget``, every request waits for its slot and every answer feeds it.
+connection may have. What to do about it is the pure core's call (``protocol``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from typing import Protocol, runtime_checkable
 
 import aiohttp
 
-from .budget import RequestBudget
 from .errors import ClientStateError, TransportError
 from .protocol import HTTPRequest, HTTPResponse
 
-__all__ = ["DEFAULT_TIMEOUT", "MAX_BODY_BYTES", "Transport"]
+__all__ = ["DEFAULT_TIMEOUT", "MAX_BODY_BYTES", "AiohttpTransport", "Transport"]
 
 log = logging.getLogger("cometrunway.transport")
 
 # Connects fail fast; a whole exchange is allowed 75 s (creates can take a while to ack).
-# One deadline per request: a per-read timeout (sock_read) costs aiohttp a timer reschedule
-# on every chunk, and API answers are small enough for a total to say the same thing.
+# One deadline per request: API answers are small enough for a total to say it all.
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=75, connect=15, sock_connect=15)
 # API answers are small JSON; a bigger body is a wrong URL or an attack, not a task.
 MAX_BODY_BYTES = 8 * 1024 * 1024
+# Connections per host the owned session keeps: far above what 50 requests/s needs.
+DEFAULT_CONNECTION_LIMIT = 100
+_READ_CHUNK = 64 * 1024
 
-Sender = Callable[[HTTPRequest], Awaitable[HTTPResponse]]
+
+@runtime_checkable
+class Transport(Protocol):
+    """What the client needs from HTTP: one attempt per ``send``, and ``aclose`` at exit.
+
+    ``send`` raises ``TransportError`` (with ``request_sent``) when there is no answer.
+    """
+
+    async def send(self, request: HTTPRequest) -> HTTPResponse: ...
+
+    async def aclose(self) -> None: ...
 
 
-class Transport:
-    """Sends ``HTTPRequest`` values to ``base_url`` and returns ``HTTPResponse`` values."""
+class AiohttpTransport:
+    """Sends ``HTTPRequest`` values to ``base_url`` over aiohttp.
+
+    * ``session`` — a ``ClientSession`` to borrow (never closed here); None: one is created
+      on first use and closed by ``aclose()``.
+    * ``timeout`` — an ``aiohttp.ClientTimeout`` per request.
+    * ``trust_env`` — the owned session reads ``HTTP(S)_PROXY``/``NO_PROXY`` and ``.netrc``
+      as users expect from other HTTP clients.
+    """
 
     def __init__(
         self,
@@ -42,14 +62,14 @@ class Transport:
         *,
         session: aiohttp.ClientSession | None = None,
         timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
-        connection_limit: int = 100,
-        budget: RequestBudget | None = None,
+        trust_env: bool = True,
+        connection_limit: int = DEFAULT_CONNECTION_LIMIT,
     ) -> None:
         self._base_url = base_url.rstrip("/")
-        self._budget = budget
         self._session = session
         self._owns_session = session is None
         self._timeout = timeout
+        self._trust_env = trust_env
         self._connection_limit = connection_limit
         self._closed = False
 
@@ -58,30 +78,33 @@ class Transport:
         return self._base_url
 
     async def open(self) -> None:
+        """Create the owned session now (``send`` does it on first use otherwise)."""
         if self._closed:
             raise ClientStateError("this transport was closed; create a new one")
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=self._timeout,
+                trust_env=self._trust_env,
                 connector=aiohttp.TCPConnector(limit=self._connection_limit),
             )
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
+        """Close the session if this transport created it; a borrowed one stays open."""
         self._closed = True
         if self._owns_session and self._session is not None:
             await self._session.close()
         self._session = None
 
+    close = aclose
+
     async def send(self, request: HTTPRequest) -> HTTPResponse:
         """One attempt. Raises ``TransportError`` when there is no usable answer."""
+        if self._closed:
+            raise ClientStateError("the transport is not open: it was closed")
+        if self._session is None:
+            await self.open()
         session = self._session
-        if session is None:
-            raise ClientStateError("the transport is not open")
-        budget = self._budget
-        if budget is not None:
-            wait = budget.reserve()  # most requests have nothing to wait for
-            if wait > 0:
-                await budget.wait(wait)
+        assert session is not None  # opened above
         url = self._base_url + request.path
         sent = False
         try:
@@ -94,12 +117,8 @@ class Transport:
                 timeout=self._timeout,
             ) as response:
                 sent = True
-                length = response.content_length
-                if length is not None and length <= MAX_BODY_BYTES:
-                    body = await response.read()  # the usual case: a small, sized answer
-                else:
-                    body = await _read_capped(response, request)
-                answer = HTTPResponse(response.status, response.headers.items(), body)
+                body = await _read_capped(response, request)
+                return HTTPResponse(response.status, response.headers.items(), body)
         except TransportError:
             raise
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
@@ -115,15 +134,15 @@ class Transport:
                 + (" after the answer began" if sent else "; it may have reached the server"),
                 request_sent=True,
             ) from exc
-        if budget is not None:
-            budget.observe(answer)
-        return answer
 
 
 async def _read_capped(response: aiohttp.ClientResponse, request: HTTPRequest) -> bytes:
+    length = response.content_length
+    if length is not None and length <= MAX_BODY_BYTES:
+        return await response.read()
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.content.iter_chunked(64 * 1024):
+    async for chunk in response.content.iter_chunked(_READ_CHUNK):
         size += len(chunk)
         if size > MAX_BODY_BYTES:
             raise TransportError(
