@@ -196,7 +196,6 @@ class Submitter:
         try:
             if journal is not None and key is not None and create.attempts > 1:
                 await journal.mark_sending(key)  # the claim did it for the first attempt
-            submitted_at = self._clock()
             try:
                 task_id = parse_submit(await self._send(create.http))
             except CometRunwayError as exc:
@@ -209,6 +208,9 @@ class Submitter:
                 if journal is not None and key is not None:
                     await asyncio.shield(journal.mark_ambiguous(key, "interrupted while sending"))
                 raise
+            # The task's age counts from its answer, not from before the request waited for
+            # its slot in the rate budget: pacing estimates start times from ages.
+            submitted_at = self._clock()
             if journal is not None and key is not None:
                 # Queued durably without waiting for the disk: later writes for this task
                 # commit after it, and a crash before it commits lists the row as ambiguous.

@@ -440,6 +440,16 @@ _STATUS_WORDS: dict[str, TaskStatus] = {
 }
 
 
+# The words of §2 that mean "waiting for a worker", not merely "pending": such a task has
+# not started, so its finish is at least a whole running time away.
+_QUEUED_WORDS = frozenset({"QUEUED", "THROTTLED", "NOT_START", "SUBMITTED", "PENDING", "0"})
+
+
+def is_queued(task: Task) -> bool:
+    """Whether ``task`` waits in a queue (it has not started running)."""
+    return task.status is TaskStatus.PENDING and (task.raw_status or "").upper() in _QUEUED_WORDS
+
+
 def map_status(word: object) -> TaskStatus | None:
     """One status word of any vocabulary in §2; None when absent or unknown."""
     if type(word) is str:  # the usual shape, first
