@@ -14,13 +14,9 @@ from .events import EventHub, StatusChanged, TaskFinished, TaskLost
 from .handles import TaskHandle
 from .journal import Journal
 from .models import Task
+from .protocol import NOT_FOUND_CODE, LostTask
 
-__all__ = ["NOT_FOUND_STATUS", "TaskObserver"]
-
-# The journal's status word for an id the server never knew (task_not_exist past the grace,
-# wire §1.5): a terminal row, so resume() stops offering it.
-NOT_FOUND_STATUS = "NOT_FOUND"
-NOT_FOUND_CODE = "task_not_exist"
+__all__ = ["TaskObserver"]
 
 
 class TaskObserver:
@@ -56,13 +52,14 @@ class TaskObserver:
         )
 
     def finished(self, handle: TaskHandle, error: BaseException | None) -> Awaitable[None] | None:
-        """Polling of ``handle`` stopped; an id the server never knew is journaled as such."""
+        """Polling of ``handle`` stopped; an id the server never knew is journaled as such
+        (a terminal row, so ``resume()`` stops offering it)."""
         if error is not None and not (handle.task is not None and handle.task.is_terminal):
             self._events.emit(TaskLost(handle.task_id, error))
         if self.journal is not None and isinstance(error, TaskNotFound):
             return self.journal.record_status(
                 handle.task_id,
-                status=NOT_FOUND_STATUS,
+                status=LostTask.NOT_FOUND.value,
                 progress=None,
                 outputs=(),
                 error=str(error),

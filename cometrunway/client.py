@@ -21,13 +21,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Itera
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 from attrs import frozen
 
-from ._batching import attempt_each, check_concurrency
+from . import _reconcile
+from ._batching import as_completed, attempt_each, check_concurrency
 from ._observer import TaskObserver
+from ._options import DEFAULT_BASE_URL, check_options, with_token
 from ._source import ApiTaskSource
 from ._submit import Submitter, request_key
 from .budget import Clock, PacedSender, RequestBudget, Sleep
@@ -38,17 +39,14 @@ from .journal import Journal, JournalEntry, open_journal
 from .models import REQUEST_TYPES, PollRoute, Request, Task
 from .policies import PollPolicy, RetryPolicy
 from .poller import Poller, PollerStatistics
-from .protocol import DEFAULT_RUNWAY_VERSION, build_submit
+from .protocol import DEFAULT_RUNWAY_VERSION, build_submit, check_poll_route, check_task_id
 from .transport import DEFAULT_TIMEOUT, AiohttpTransport, Transport
 
-__all__ = ["Client", "ClientStatistics", "request_key"]
+__all__ = ["DEFAULT_BASE_URL", "Client", "ClientStatistics", "request_key"]
 
 log = logging.getLogger("cometrunway")
 
-DEFAULT_BASE_URL = "https://api.cometapi.com"
-# A callback token shorter than this is guessable; the default one is 32 characters.
-MIN_CALLBACK_TOKEN_LENGTH = 16
-_CALLBACK_TOKEN_BYTES = 24
+_CALLBACK_TOKEN_BYTES = 24  # a 32-character token
 
 
 class _State(enum.Enum):
@@ -68,12 +66,6 @@ class ClientStatistics:
     rate_limited: int
     request_rate: float
     poller: PollerStatistics
-
-
-def _has_send_and_aclose(transport: object) -> bool:
-    return callable(getattr(transport, "send", None)) and callable(
-        getattr(transport, "aclose", None)
-    )
 
 
 class Client:
@@ -134,34 +126,16 @@ class Client:
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        if not isinstance(api_key, str) or not api_key.strip():
-            raise ValueError(
-                "api_key must be your CometAPI key (a non-empty string); "
-                "Client.from_env() reads it from COMETAPI_KEY"
-            )
-        if not isinstance(base_url, str) or not base_url.startswith(("https://", "http://")):
-            raise ValueError(f"base_url must start with https:// or http://, got {base_url!r}")
-        if callback_url is not None and not callback_url.startswith(("https://", "http://")):
-            raise ValueError(
-                f"callback_url must start with https:// or http://, got {callback_url!r}"
-            )
-        if not isinstance(retry, RetryPolicy):
-            raise TypeError(f"retry must be a RetryPolicy, got {retry!r}")
-        if not isinstance(poll, PollPolicy):
-            raise TypeError(f"poll must be a PollPolicy, got {poll!r}")
-        if transport is not None and not _has_send_and_aclose(transport):
-            raise TypeError(
-                "transport must have async send(HTTPRequest) -> HTTPResponse and async "
-                f"aclose(), got {type(transport).__name__}"
-            )
-        if transport is not None and session is not None:
-            raise ValueError("pass session= or transport=, not both (give the session to it)")
-        # A secret in the callback URL lets the receiver tell CometAPI's posts from forgeries
-        # (callbacks are unsigned, wire reference §4).
-        if callback_token is not None and (
-            not isinstance(callback_token, str) or len(callback_token) < MIN_CALLBACK_TOKEN_LENGTH
-        ):
-            raise ValueError("callback_token must be a secret string of at least 16 characters")
+        check_options(
+            api_key=api_key,
+            base_url=base_url,
+            callback_url=callback_url,
+            callback_token=callback_token,
+            retry=retry,
+            poll=poll,
+            transport=transport,
+            session=session,
+        )
         self._api_key = api_key.strip()
         self._callback_token = callback_token or secrets.token_urlsafe(_CALLBACK_TOKEN_BYTES)
         self._base_url = base_url.rstrip("/")
@@ -245,10 +219,7 @@ class Client:
         client has none (then the inert ``https://callback.invalid/`` is sent)."""
         if self._callback_url is None:
             return None
-        parts = urlsplit(self._callback_url)
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        query = [(k, v) for k, v in query if k != "token"] + [("token", self._callback_token)]
-        return urlunsplit(parts._replace(query=urlencode(query)))
+        return with_token(self._callback_url, self._callback_token)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -435,11 +406,7 @@ class Client:
         """Follow a task created elsewhere (``route`` "feed" for ``/runway/pro/*`` tasks,
         "tasks" for ``/runwayml/v1/*``). Returns the existing handle if already followed."""
         group = self._check_open()
-        if not isinstance(task_id, str) or not task_id.strip():
-            raise ValueError(f"task_id must be a non-empty string, got {task_id!r}")
-        if route not in ("feed", "tasks"):
-            raise ValueError(f"route must be 'feed' or 'tasks', got {route!r}")
-        task_id = task_id.strip()
+        task_id, route = check_task_id(task_id), check_poll_route(route)
         known = self._poller.get(task_id)
         if known is not None:
             return known
@@ -454,18 +421,9 @@ class Client:
         self._check_open()
         if self._journal is None:
             raise ClientStateError("resume() needs a journal: Client(journal='run.sqlite')")
-        entries = await self._journal.unfinished()
-        now_mono, now_wall = self._clock(), time.time()
-        handles = []
-        for entry in entries:
-            if not entry.task_id:
-                continue
-            # The not-found grace counts from the real submit, before the restart.
-            created = entry.submitted_at or entry.created_at
-            submitted_at = now_mono - max(0.0, now_wall - created)
-            route: PollRoute = "tasks" if entry.poll_route == "tasks" else "feed"
-            handles.append(self._follow(entry.task_id, route, submitted_at))
-        return handles
+        return await _reconcile.resume(
+            self._journal, self._follow, clock=self._clock, wall=time.time
+        )
 
     async def ambiguous(self) -> list[JournalEntry]:
         """Journal rows whose create may have reached the server: settle each one."""
@@ -482,26 +440,13 @@ class Client:
         self._check_open()
         if self._journal is None:
             raise ClientStateError("settle() needs a journal: Client(journal='run.sqlite')")
-        if (task_id is None) == (not resubmit):
-            raise ValueError("settle() takes exactly one of task_id=... or resubmit=True")
-        entry = await self._journal.get(key)
-        if entry is None:
-            raise KeyError(f"no journal row with key {key!r}")
-        if task_id is not None:
-            await self._journal.attach_task(key, task_id)
-            route: PollRoute = "tasks" if entry.poll_route == "tasks" else "feed"
-            return self._follow(task_id, route)
-        await self._journal.release(key)
-        return None
+        return await _reconcile.settle(
+            self._journal, self._follow, key, task_id=task_id, resubmit=resubmit
+        )
 
-    async def as_completed(self, handles: Iterable[TaskHandle]) -> AsyncIterator[TaskHandle]:
+    def as_completed(self, handles: Iterable[TaskHandle]) -> AsyncIterator[TaskHandle]:
         """Yield each handle once, as it finishes (succeeded or failed)."""
-        unique = list(dict.fromkeys(handles))
-        finished: asyncio.Queue[TaskHandle] = asyncio.Queue()
-        for handle in unique:
-            handle.add_done_callback(finished.put_nowait)
-        for _ in unique:
-            yield await finished.get()
+        return as_completed(handles)
 
     async def fetch(self, task_id: str, *, route: PollRoute = "feed") -> Task:
         """Poll one task once, now, and return its snapshot (it need not be followed)."""
