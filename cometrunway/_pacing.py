@@ -19,6 +19,8 @@ The decision, in order of what is known:
 from __future__ import annotations
 
 import random
+import statistics
+from collections import deque
 
 from attrs import frozen
 
@@ -26,6 +28,7 @@ from .policies import PollPolicy
 
 __all__ = [
     "Estimate",
+    "Learned",
     "Reading",
     "estimate_finish",
     "first_poll_delay",
@@ -178,3 +181,71 @@ def not_found_delay(policy: PollPolicy, errors: int) -> float:
 def jittered(delay: float, spread: float, rng: random.Random) -> float:
     """``delay`` randomised by ±``spread`` (a fraction), so many tasks spread out."""
     return delay * rng.uniform(1 - spread, 1 + spread) if spread else delay
+
+
+# Durations and start times kept: enough for stable quantiles, bounded for 10,000 tasks.
+LEARNED_SAMPLES = 256
+# Quantiles are recomputed on every new value while there are few, then once per this many:
+# they move slowly, and sorting 256 values on every poll would not.
+RELEARN_EVERY = 16
+# The "fast" duration is this quantile: most tasks take longer, so a first poll planned
+# from it rarely comes after the finish.
+FAST_QUANTILE = 0.2
+
+
+def _stale(count: int) -> bool:
+    return count <= RELEARN_EVERY or count % RELEARN_EVERY == 1
+
+
+class Learned:
+    """What tasks taught so far: whole durations and the age at which they started running.
+
+    Plain data and arithmetic (no clock): the poller feeds it, pacing reads it."""
+
+    def __init__(self) -> None:
+        self._durations: deque[float] = deque(maxlen=LEARNED_SAMPLES)
+        self._starts: deque[float] = deque(maxlen=LEARNED_SAMPLES)
+        self._quantiles: tuple[float, float] | None = None
+        self._start_median: float | None = None
+
+    @property
+    def durations(self) -> int:
+        """How many durations were learned (at most ``LEARNED_SAMPLES`` kept)."""
+        return len(self._durations)
+
+    def add_duration(self, seconds: float) -> None:
+        self._durations.append(seconds)
+        if _stale(len(self._durations)):
+            self._quantiles = None
+
+    def add_start(self, age: float) -> None:
+        self._starts.append(age)
+        if _stale(len(self._starts)):
+            self._start_median = None
+
+    def _pair(self) -> tuple[float, float] | None:
+        if not self._durations:
+            return None
+        if self._quantiles is None:
+            ordered = sorted(self._durations)
+            fast = ordered[int(len(ordered) * FAST_QUANTILE)]
+            self._quantiles = (fast, statistics.median(ordered))
+        return self._quantiles
+
+    def fast_duration(self) -> float | None:
+        """The ``FAST_QUANTILE`` of learned durations, None before any."""
+        pair = self._pair()
+        return pair[0] if pair is not None else None
+
+    def typical_duration(self) -> float | None:
+        """The median learned duration, None before any."""
+        pair = self._pair()
+        return pair[1] if pair is not None else None
+
+    def typical_start(self) -> float | None:
+        """The median age at which tasks started running, None before any was measured."""
+        if not self._starts:
+            return None
+        if self._start_median is None:
+            self._start_median = statistics.median(self._starts)
+        return self._start_median

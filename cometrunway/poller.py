@@ -25,9 +25,7 @@ import asyncio
 import heapq
 import logging
 import random
-import statistics as stats_mod
 import time
-from collections import deque
 from collections.abc import Awaitable
 from typing import Protocol
 
@@ -73,19 +71,9 @@ class _NoSink:
         return None
 
 
-_LEARNED = 256  # finished-task durations kept for estimates
-# Quantiles of learned durations are recomputed once per this many new ones: they move
-# slowly, and sorting 256 values on every poll would not.
-_RELEARN_EVERY = 16
 # While nothing is known about durations, only this many tasks probe at initial_delay; the
 # rest wait for what the scouts learn (their first poll is then re-planned).
 _SCOUTS = 8
-
-
-def _stale(count: int) -> bool:
-    """Whether statistics over ``count`` learned values are due for recomputing: each time
-    while there are few, then once per ``_RELEARN_EVERY``."""
-    return count <= _RELEARN_EVERY or count % _RELEARN_EVERY == 1
 
 
 @frozen
@@ -164,12 +152,9 @@ class Poller:
         self._wakeup = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None  # the one run() runs in
         self._queue: asyncio.Queue[_Tracked] = asyncio.Queue()
-        self._durations: deque[float] = deque(maxlen=_LEARNED)
-        self._quantiles: tuple[float, float] | None = None
-        self._starts: deque[float] = deque(maxlen=_LEARNED)
+        self._learned = _pacing.Learned()
         self._scouts_left = _SCOUTS
         self._unplanned: list[str] = []
-        self._start_median: float | None = None
         self._counts = dict.fromkeys(
             ("polls", "poll_errors", "rate_limited", "not_found", "succeeded", "failed"), 0
         )
@@ -192,8 +177,8 @@ class Poller:
         self._tracked[handle.task_id] = state
         if first_delay is not None:
             delay = first_delay
-        elif self._durations or self._scouts_left > 0:
-            if not self._durations:
+        elif self._learned.durations or self._scouts_left > 0:
+            if not self._learned.durations:
                 self._scouts_left -= 1
             delay = self._first_delay()
         else:
@@ -223,7 +208,7 @@ class Poller:
         return PollerStatistics(
             tracked=len(self._tracked),
             in_flight=sum(1 for s in self._tracked.values() if s.in_flight),
-            typical_duration=self._quantile_pair()[1] if self._durations else None,
+            typical_duration=self._learned.typical_duration(),
             **self._counts,
         )
 
@@ -411,10 +396,8 @@ class Poller:
         return _pacing.jittered(delay, self._policy.jitter, self._rng)
 
     def _learn(self, duration: float) -> None:
-        self._durations.append(duration)
-        if _stale(len(self._durations)):
-            self._quantiles = None
-        if self._unplanned and len(self._durations) >= _SCOUTS:
+        self._learned.add_duration(duration)
+        if self._unplanned and self._learned.durations >= _SCOUTS:
             # Every scout has reported: one sample alone could be the slowest task.
             self._replan()
 
@@ -429,25 +412,9 @@ class Poller:
             self._schedule(state, max(0.0, due - now))
         self._unplanned.clear()
 
-    def _quantile_pair(self) -> tuple[float, float]:
-        """(20th percentile, median) of learned durations."""
-        if self._quantiles is None:
-            ordered = sorted(self._durations)
-            low = ordered[len(ordered) // 5]
-            self._quantiles = (low, stats_mod.median(ordered))
-        return self._quantiles
-
     def _first_delay(self) -> float:
-        fast = self._quantile_pair()[0] if self._durations else None
+        fast = self._learned.fast_duration()
         return self._jitter(_pacing.first_poll_delay(self._policy, fast))
-
-    def _typical_start(self) -> float | None:
-        """Median seconds from submit to the start of running, learned from progress."""
-        if not self._starts:
-            return None
-        if self._start_median is None:
-            self._start_median = stats_mod.median(self._starts)
-        return self._start_median
 
     def _next_delay(self, state: _Tracked, task: Task) -> float:
         """Pacing is pure (``_pacing``); this gathers what it needs and learns from it."""
@@ -465,14 +432,12 @@ class Poller:
             age=age,
             previous=previous,
             server_ran=server_ran,
-            typical_start=self._typical_start(),
+            typical_start=self._learned.typical_start(),
         )
         if task.progress is not None and 0 < task.progress < 1:
             state.last_progress, state.last_at = task.progress, now
         if estimate is not None and estimate.start_age is not None and state.calibrating:
-            self._starts.append(estimate.start_age)
-            if _stale(len(self._starts)):
-                self._start_median = None
+            self._learned.add_start(estimate.start_age)
             self._learn(age + estimate.remaining)  # an estimate of the whole duration
         state.calibrating = estimate is not None and estimate.spread >= _pacing.TRUSTED_SPREAD
         delay = _pacing.next_poll_delay(
@@ -481,6 +446,6 @@ class Poller:
             estimate=estimate,
             queued=is_queued(task),
             started=task.status is not TaskStatus.PENDING,
-            typical_duration=self._quantile_pair()[1] if self._durations else None,
+            typical_duration=self._learned.typical_duration(),
         )
         return delay if _pacing.is_landing(estimate) else self._jitter(delay)

@@ -113,3 +113,24 @@ def test_jitter_spreads_within_its_fraction() -> None:
     values = [jittered(10, 0.1, rng) for _ in range(200)]
     assert all(9 <= v <= 11 for v in values) and len(set(values)) > 100
     assert jittered(10, 0, rng) == 10
+
+
+def test_learned_quantiles_follow_every_value_while_few() -> None:
+    from cometrunway._pacing import LEARNED_SAMPLES, Learned
+
+    learned = Learned()
+    assert (learned.fast_duration(), learned.typical_duration(), learned.typical_start()) == (
+        None,
+        None,
+        None,
+    )
+    for seconds in (40.0, 20.0, 30.0, 25.0, 35.0):
+        learned.add_duration(seconds)
+    assert learned.typical_duration() == 30.0
+    assert learned.fast_duration() == 25.0  # the 20th percentile of five
+    learned.add_start(1.0)
+    learned.add_start(3.0)
+    assert learned.typical_start() == 2.0
+    for _ in range(2 * LEARNED_SAMPLES):
+        learned.add_duration(10.0)
+    assert learned.durations == LEARNED_SAMPLES

@@ -154,3 +154,22 @@ async def test_borrowed_session_stays_open_owned_one_closes() -> None:
         await owned.open()
     with pytest.raises(ClientStateError, match="not open"):
         await owned.send(_request())
+
+
+async def test_the_owned_session_honours_proxy_settings_by_default() -> None:
+    default = AiohttpTransport("http://127.0.0.1:1")
+    await default.open()
+    assert default._session is not None and default._session.trust_env
+    await default.aclose()
+    opted_out = AiohttpTransport("http://127.0.0.1:1", trust_env=False)
+    await opted_out.open()
+    assert opted_out._session is not None and not opted_out._session.trust_env
+    await opted_out.aclose()
+
+
+async def test_aiohttp_transport_fits_the_transport_protocol() -> None:
+    from cometrunway.testing import MockTransport
+    from cometrunway.transport import Transport
+
+    assert isinstance(AiohttpTransport("http://127.0.0.1:1"), Transport)
+    assert isinstance(MockTransport(lambda request: None), Transport)  # type: ignore[arg-type,return-value]
