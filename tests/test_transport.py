@@ -156,15 +156,25 @@ async def test_borrowed_session_stays_open_owned_one_closes() -> None:
         await owned.send(_request())
 
 
-async def test_the_owned_session_honours_proxy_settings_by_default() -> None:
-    default = AiohttpTransport("http://127.0.0.1:1")
+async def test_the_owned_session_honours_proxy_settings_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    default = AiohttpTransport("http://api.example")
     await default.open()
-    assert default._session is not None and default._session.trust_env
+    assert str(default._proxy) == "http://proxy.example:3128"
     await default.aclose()
-    opted_out = AiohttpTransport("http://127.0.0.1:1", trust_env=False)
+    opted_out = AiohttpTransport("http://api.example", trust_env=False)
     await opted_out.open()
-    assert opted_out._session is not None and not opted_out._session.trust_env
+    assert opted_out._proxy is None
     await opted_out.aclose()
+    monkeypatch.setenv("NO_PROXY", "api.example")
+    bypassed = AiohttpTransport("http://api.example")
+    await bypassed.open()
+    assert bypassed._proxy is None
+    await bypassed.aclose()
 
 
 async def test_aiohttp_transport_fits_the_transport_protocol() -> None:
