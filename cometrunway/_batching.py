@@ -7,13 +7,20 @@ go on; the caller turns the errors into its own partial-batch exception group.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from typing import Any, Protocol, TypeVar
 
-__all__ = ["attempt_each", "check_concurrency"]
+__all__ = ["as_completed", "attempt_each", "check_concurrency"]
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+class _Finishes(Protocol):
+    def add_done_callback(self, callback: Callable[[Any], Any], /) -> None: ...
+
+
+H = TypeVar("H", bound=_Finishes)
 
 
 def check_concurrency(value: object) -> int:
@@ -57,3 +64,13 @@ async def attempt_each(
             group.create_task(worker())
     errors.sort(key=lambda pair: pair[0])
     return results, [exc for _, exc in errors]
+
+
+async def as_completed(handles: Iterable[H]) -> AsyncIterator[H]:
+    """Yield each handle once, as it finishes (succeeded or failed)."""
+    unique = list(dict.fromkeys(handles))
+    finished: asyncio.Queue[H] = asyncio.Queue()
+    for handle in unique:
+        handle.add_done_callback(finished.put_nowait)
+    for _ in unique:
+        yield await finished.get()

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import math
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
-from .protocol import HTTPResponse, parse_retry_after
+from .protocol import HTTPRequest, HTTPResponse, parse_retry_after
 
-__all__ = ["Clock", "RequestBudget", "Sleep"]
+__all__ = ["Clock", "PacedSender", "RequestBudget", "Sleep"]
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -49,8 +51,12 @@ class RequestBudget:
         *,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        max_retry_after: float = math.inf,
     ) -> None:
         self._max_rate = float(requests_per_second)
+        # A server's Retry-After pauses every request, polls included: never longer than
+        # this (RetryPolicy.max_retry_after), or one hostile answer stops the client for ever.
+        self._max_retry_after = max_retry_after
         self._rate = self._max_rate
         self._clock = clock
         self._sleep = sleep
@@ -91,7 +97,10 @@ class RequestBudget:
     def observe(self, response: HTTPResponse) -> None:
         """Learn from an answer: a 429 pauses and slows everyone, anything else recovers."""
         if response.status == 429:
-            self.on_rate_limited(parse_retry_after(response.header("retry-after")))
+            retry_after = parse_retry_after(
+                response.header("retry-after"), cap=self._max_retry_after
+            )
+            self.on_rate_limited(retry_after)
         else:
             self.on_success()
 
@@ -137,3 +146,22 @@ class RequestBudget:
         self._next_free = self._paused_until
         # No probing while paused: the rate grows only with time the server is answering.
         self._probed_at = max(self._probed_at, self._paused_until)
+
+
+class _Sends(Protocol):
+    async def send(self, request: HTTPRequest) -> HTTPResponse: ...
+
+
+class PacedSender:
+    """Sends through ``transport`` with every request drawing on ``budget``: waits for its
+    slot first, and feeds the answer (a 429 pauses everyone) back."""
+
+    def __init__(self, transport: _Sends, budget: RequestBudget) -> None:
+        self._transport = transport
+        self._budget = budget
+
+    async def send(self, request: HTTPRequest) -> HTTPResponse:
+        await self._budget.acquire()
+        answer = await self._transport.send(request)
+        self._budget.observe(answer)
+        return answer

@@ -1,79 +1,66 @@
-"""``Client``: the ``async with`` object users hold.
+"""``Client``: the ``async with`` object users hold. It only wires.
 
-It owns the transport and runs the one poller as a child of a ``TaskGroup``, so a poller bug
-surfaces from the ``async with`` instead of vanishing. Submits go through the pure core's
-judgement: only what certainly was not accepted is retried (with backoff); a create that may
-have reached the server raises ``AmbiguousSubmitError`` and, with a journal, stays listed
-until the user settles it. Every request, submit or poll, draws from one rate budget.
+Options and lifecycle (NEW → OPEN → CLOSING → CLOSED) live here; the work is done by the
+pieces it connects: ``_submit.Submitter`` (one create, where "never pay twice" is kept),
+``poller.Poller`` fed by a ``TaskSource`` (``_source``) and writing to a ``TaskSink``
+(``_observer``), the transport seam (``transport``) paced by one ``RequestBudget``, and the
+journal (where "never lose a task id" is kept). The poller and every create attempt run as
+children of one ``TaskGroup``, so their bugs surface from the ``async with``; user callbacks
+never run where their exceptions could end the client.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-import hashlib
-import json
 import logging
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
-import backoff
 from attrs import frozen
 
-from ._batching import attempt_each, check_concurrency
-from .budget import Clock, RequestBudget, Sleep
-from .errors import (
-    AmbiguousSubmitError,
-    BatchSubmitError,
-    ClientStateError,
-    CometRunwayError,
-    JournalError,
-    TaskNotFound,
-)
-from .events import (
-    AmbiguousSubmit,
-    Event,
-    EventHub,
-    StatusChanged,
-    SubmitRejected,
-    Submitted,
-    TaskFinished,
-    TaskLost,
-)
+from . import _reconcile
+from ._batching import as_completed, attempt_each, check_concurrency
+from ._observer import TaskObserver
+from ._options import DEFAULT_BASE_URL, check_options, with_token
+from ._source import ApiTaskSource
+from ._submit import Submitter, request_key
+from .budget import Clock, PacedSender, RequestBudget, Sleep
+from .errors import BatchSubmitError, ClientStateError
+from .events import Event, EventHub
 from .handles import TaskHandle
-from .journal import EntryState, Journal, JournalEntry, open_journal, settle_all
+from .journal import Journal, JournalEntry, open_journal, settle_all
 from .models import REQUEST_TYPES, PollRoute, Request, Task
 from .policies import PollPolicy, RetryPolicy
 from .poller import Poller, PollerStatistics
-from .protocol import (
-    DEFAULT_RUNWAY_VERSION,
-    HTTPRequest,
-    SubmitDisposition,
-    build_poll,
-    build_submit,
-    parse_poll,
-    parse_submit,
-    submit_disposition,
-)
-from .transport import DEFAULT_TIMEOUT, Transport
+from .protocol import DEFAULT_RUNWAY_VERSION, build_submit, check_poll_route, check_task_id
+from .transport import DEFAULT_TIMEOUT, AiohttpTransport, Transport
 
-__all__ = ["Client", "ClientStatistics", "request_key"]
+__all__ = ["DEFAULT_BASE_URL", "Client", "ClientStatistics", "request_key"]
 
 log = logging.getLogger("cometrunway")
 
-DEFAULT_BASE_URL = "https://api.cometapi.com"
+_CALLBACK_TOKEN_BYTES = 24  # a 32-character token
 
 
 class _State(enum.Enum):
     NEW = "new"
     OPEN = "open"
+    CLOSING = "closing"  # no new work; creates in flight still land (and are journaled)
     CLOSED = "closed"
 
 
@@ -89,40 +76,6 @@ class ClientStatistics:
     poller: PollerStatistics
 
 
-def request_key(request: HTTPRequest) -> tuple[str, str]:
-    """``(idempotency key, canonical body)`` of a create request.
-
-    The key is a hash of the route and the canonical JSON body without ``callback_url``
-    (which carries a per-client secret), so the same generation asked twice has one key.
-    """
-    body = request.json()
-    if isinstance(body, dict):
-        body = {k: v for k, v in body.items() if k != "callback_url"}
-    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    digest = hashlib.sha256(f"{request.path}\n{canonical}".encode()).hexdigest()
-    return f"sha256:{digest[:40]}", canonical
-
-
-def _unjournaled(task_id: str, key: str, cause: JournalError) -> JournalError:
-    error = JournalError(
-        f"task {task_id} was created (journal key {key!r}) but the journal could not record "
-        f"it: {cause}; follow it with client.track({task_id!r})"
-    )
-    error.__cause__ = cause
-    return error
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    # Waiters may be gone; the submitter re-raises the error itself.
-    if not future.cancelled():
-        future.exception()
-
-
-def _retryable(error: Exception) -> bool:
-    """Whether a failed create certainly was not accepted, so sending it again is safe."""
-    return submit_disposition(error) is SubmitDisposition.RETRY
-
-
 class Client:
     """An asyncio client for CometAPI's Runway routes.
 
@@ -133,9 +86,34 @@ class Client:
             task = await handle
             print(task.video_url)
 
-    Options are keyword-only; nothing is read from the environment here (``from_env``
-    does that). A client is opened once: reopening a closed client raises
-    ``ClientStateError``.
+    A client is opened once: reopening a closed client raises ``ClientStateError``. Options
+    are keyword-only; nothing is read from the environment here (``from_env`` does that).
+
+    Parameters:
+
+    * ``api_key`` — your CometAPI key. Sent only in the ``Authorization`` header to
+      ``base_url``; never in a message, repr, log line, journal or download request.
+    * ``base_url`` — the API's root (default ``https://api.cometapi.com``).
+    * ``runway_version`` — the ``X-Runway-Version`` header for ``/runwayml/v1/*`` routes;
+      None sends none.
+    * ``callback_url`` — where CometAPI posts task updates for ``/runway/pro/*`` creates
+      (a request's own wins); None sends the inert ``https://callback.invalid/``.
+    * ``callback_token`` — the secret appended to ``callback_url`` as ``?token=``; give a
+      stable one (≥ 16 characters) when callbacks must reach a restarted or another worker.
+    * ``session`` — an ``aiohttp.ClientSession`` to borrow for API requests (not closed by
+      the client). Ignored with ``transport``.
+    * ``retry`` — a ``RetryPolicy``: how creates that certainly were not accepted, and
+      downloads, are retried.
+    * ``poll`` — a ``PollPolicy``: how tasks are polled, and the shared request rate.
+    * ``journal`` — a path (SQLite), a ``postgresql://`` URL, or a ``Journal``: creates and
+      task ids made durable, so nothing is paid twice or lost across restarts.
+    * ``http_timeouts`` — an ``aiohttp.ClientTimeout`` for API requests (default transport).
+    * ``transport`` — any object with ``async send(HTTPRequest) -> HTTPResponse`` and
+      ``async aclose()``; default ``AiohttpTransport`` (honours ``HTTP(S)_PROXY``).
+      ``cometrunway.testing.MockTransport`` answers from a function, in memory.
+    * ``on_event`` — called with every ``Event`` (see ``cometrunway.events``); an exception
+      it raises is logged and goes no further.
+    * ``clock``, ``sleep`` — monotonic time and sleeping, injectable for simulations.
     """
 
     def __init__(
@@ -151,72 +129,58 @@ class Client:
         poll: PollPolicy = PollPolicy(),  # noqa: B008 - frozen value
         journal: str | os.PathLike[str] | Journal | None = None,
         http_timeouts: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+        transport: Transport | None = None,
         on_event: Callable[[Event], object] | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        if not isinstance(api_key, str) or not api_key.strip():
-            raise ValueError(
-                "api_key must be your CometAPI key (a non-empty string); "
-                "Client.from_env() reads it from COMETAPI_KEY"
-            )
-        if not isinstance(base_url, str) or not base_url.startswith(("https://", "http://")):
-            raise ValueError(f"base_url must start with https:// or http://, got {base_url!r}")
-        if callback_url is not None and not callback_url.startswith(("https://", "http://")):
-            raise ValueError(
-                f"callback_url must start with https:// or http://, got {callback_url!r}"
-            )
-        if not isinstance(retry, RetryPolicy):
-            raise TypeError(f"retry must be a RetryPolicy, got {retry!r}")
-        if not isinstance(poll, PollPolicy):
-            raise TypeError(f"poll must be a PollPolicy, got {poll!r}")
+        check_options(
+            api_key=api_key,
+            base_url=base_url,
+            callback_url=callback_url,
+            callback_token=callback_token,
+            retry=retry,
+            poll=poll,
+            transport=transport,
+            session=session,
+        )
         self._api_key = api_key.strip()
-        # A secret in the callback URL lets the receiver tell CometAPI's posts from forgeries
-        # (callbacks are unsigned, wire reference §4). Give a stable one when callbacks must
-        # survive a restart (resume) or reach other worker processes.
-        if callback_token is not None and (
-            not isinstance(callback_token, str) or len(callback_token) < 16
-        ):
-            raise ValueError("callback_token must be a secret string of at least 16 characters")
-        self._callback_token = callback_token or secrets.token_urlsafe(24)
+        self._callback_token = callback_token or secrets.token_urlsafe(_CALLBACK_TOKEN_BYTES)
         self._base_url = base_url.rstrip("/")
         self._runway_version = runway_version
         self._callback_url = callback_url
         self._retry = retry
-        self._poll_policy = poll
         self._journal_spec = journal
         self._journal: Journal | None = None
         self._clock = clock
-        self._sleep = sleep
-        self._budget = RequestBudget(poll.requests_per_second, clock=clock, sleep=sleep)
-        self._transport = Transport(
-            self._base_url, session=session, timeout=http_timeouts, budget=self._budget
-        )
-        self._session = session
-        self._poller = Poller(
-            self._fetch_task,
-            poll,
-            on_update=self._task_updated,
-            on_finish=self._task_finished,
-            clock=clock,
-            sleep=sleep,
-        )
-        self._events = EventHub(on_event)
-        self._in_flight: dict[str, asyncio.Future[TaskHandle]] = {}
         self._state = _State.NEW
         self._group: asyncio.TaskGroup | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._poller_task: asyncio.Task[None] | None = None
-        self._counts = dict.fromkeys(("submits", "submit_retries", "ambiguous_submits"), 0)
-        self._resend_create = backoff.on_exception(
-            retry.waits,
-            CometRunwayError,
-            max_tries=retry.max_tries,
-            giveup=lambda exc: not _retryable(exc),
-            jitter=None,
-            on_backoff=self._on_submit_backoff,
-            logger=None,
-        )(self._create_again)
+
+        self._transport: Transport = transport or AiohttpTransport(
+            self._base_url, session=session, timeout=http_timeouts
+        )
+        self._budget = RequestBudget(
+            poll.requests_per_second,
+            clock=clock,
+            sleep=sleep,
+            max_retry_after=retry.max_retry_after,
+        )
+        send = PacedSender(self._transport, self._budget).send
+        self._source = ApiTaskSource(
+            send, api_key=self._api_key, runway_version=self._runway_version
+        )
+        self._events = EventHub(on_event)
+        self._observer = TaskObserver(self._events)
+        self._poller = Poller(self._source, poll, sink=self._observer, clock=clock, sleep=sleep)
+        self._submitter = Submitter(
+            send=send,
+            retry=retry,
+            events=self._events,
+            follow=self._follow,
+            spawn=self._spawn,
+            clock=clock,
+        )
 
     @staticmethod
     def journal_key(request: Request, key: str | None = None) -> str:
@@ -268,10 +232,7 @@ class Client:
         client has none (then the inert ``https://callback.invalid/`` is sent)."""
         if self._callback_url is None:
             return None
-        parts = urlsplit(self._callback_url)
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        query = [(k, v) for k, v in query if k != "token"] + [("token", self._callback_token)]
-        return urlunsplit(parts._replace(query=urlencode(query)))
+        return with_token(self._callback_url, self._callback_token)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -280,20 +241,19 @@ class Client:
             raise ClientStateError(
                 "this Client is already open; use it in one `async with` block at a time"
             )
-        if self._state is _State.CLOSED:
+        if self._state is not _State.NEW:
             raise ClientStateError(
                 "this Client was closed and cannot be reopened; create a new one"
             )
-        self._loop = asyncio.get_running_loop()  # asking each time costs a getpid() call
-        await self._transport.open()
         try:
             if self._journal_spec is not None:
                 self._journal = open_journal(self._journal_spec)
                 await self._journal.open()
+                self._submitter.journal = self._observer.journal = self._journal
             self._group = asyncio.TaskGroup()
             await self._group.__aenter__()
         except BaseException:
-            await self._transport.close()
+            await self._transport.aclose()
             self._state = _State.CLOSED
             raise
         self._poller_task = self._group.create_task(self._poller.run(), name="cometrunway-poller")
@@ -306,51 +266,70 @@ class Client:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
+        # CLOSING: no new work, but creates in flight land first (each is journaled and its
+        # handle fails at once with how to follow it again); only then does the poller close.
+        self._state = _State.CLOSING
+        interrupted: BaseException | None = None
+        if not isinstance(exc, asyncio.CancelledError):
+            try:
+                await self._submitter.drain()
+            except BaseException as stop:  # cancelled while draining: close all the same
+                interrupted = stop
+                exc_type, exc, tb = type(stop), stop, stop.__traceback__
         self._state = _State.CLOSED
         pending = self._poller.statistics().tracked
         if pending:
             log.info("client closing with %d task(s) still running", pending)
-        self._poller.close(
-            ClientStateError(
-                "the client closed before this task finished; its id is still valid: "
-                "follow it again with client.track(task_id)"
-                + (" or client.resume()" if self._journal_spec is not None else "")
-            )
-        )
+        self._poller.close(self._closed_error())
         self._events.close()
         if self._poller_task is not None:
             self._poller_task.cancel()
         try:
             assert self._group is not None
-            if isinstance(exc, Exception) and not isinstance(exc, asyncio.CancelledError):
+            if isinstance(exc, Exception):
                 # The block's own error propagates as it is, never wrapped in a group; the
-                # group still waits for in-flight creates and raises a poller failure.
+                # group still raises a poller failure.
                 exc_type, exc, tb = None, None, None
             await self._group.__aexit__(exc_type, exc, tb)
-            return None
         finally:
             try:
                 if self._journal is not None:
                     await self._journal.close()
             finally:
-                await self._transport.close()
+                await self._transport.aclose()
+        if interrupted is not None:
+            raise interrupted
+        return None
+
+    def _closed_error(self, task_id: str | None = None) -> ClientStateError:
+        again = "client.track(task_id)" if task_id is None else f"client.track({task_id!r})"
+        if self._journal_spec is not None:
+            again += " or client.resume()"
+        which = "this task" if task_id is None else f"task {task_id}"
+        return ClientStateError(
+            f"the client closed before {which} finished; its id is still valid: "
+            f"follow it again with {again}"
+        )
 
     def _check_open(self) -> asyncio.TaskGroup:
         if self._state is _State.NEW:
             raise ClientStateError(
                 "the Client is not open: use `async with Client(...) as client:` first"
             )
+        if self._state is _State.CLOSING:
+            raise ClientStateError("the Client is closing: no new requests are sent")
         if self._state is _State.CLOSED or self._group is None:
             raise ClientStateError("the Client is closed; create a new one")
         return self._group
 
-    # ---------------------------------------------------------------- requests
-
-    async def _fetch_task(self, task_id: str, route: PollRoute) -> Task:
-        request = build_poll(
-            task_id, route, api_key=self._api_key, runway_version=self._runway_version
-        )
-        return parse_poll(await self._transport.send(request), task_id=task_id)
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run ``work`` as a child of the client's group (refused unless open)."""
+        try:
+            group = self._check_open()
+        except ClientStateError:
+            work.close()
+            raise
+        return group.create_task(work)
 
     # ---------------------------------------------------------------- submits
 
@@ -375,216 +354,8 @@ class Client:
             runway_version=self._runway_version,
             callback_url=self.callback_url,
         )
-        journal_key: str | None = None
-        if self._journal is not None:
-            journal_key, canonical = request_key(http)
-            journal_key = key or journal_key
-            # The same request submitted twice at once in this process: the second waits for
-            # the first's outcome instead of racing it to the server.
-            running = self._in_flight.get(journal_key)
-            if running is not None:
-                return await asyncio.shield(running)
-            running = asyncio.get_running_loop().create_future()
-            running.add_done_callback(_retrieve)
-            self._in_flight[journal_key] = running
-            try:
-                handle = await self._submit_journaled(http, request, journal_key, canonical, label)
-            except BaseException as exc:
-                if isinstance(exc, asyncio.CancelledError):
-                    running.cancel()
-                else:
-                    running.set_exception(exc)
-                raise
-            else:
-                running.set_result(handle)
-                return handle
-            finally:
-                del self._in_flight[journal_key]
-        return await self._send_and_classify(http, request, None, label)
-
-    async def _submit_journaled(
-        self, http: HTTPRequest, request: Request, key: str, canonical: str, label: str | None
-    ) -> TaskHandle:
-        assert self._journal is not None
-        # One durable step claims the row and marks it SENDING before any byte leaves.
-        entry, claimed = await self._journal.reserve_sending(
-            key,
-            request_type=type(request).__name__,
-            path=http.path,
-            body=canonical,
-            poll_route=request.poll_route,
-            label=label,
-        )
-        if not claimed:
-            existing = self._existing(entry, request)
-            self._events.emit(
-                Submitted(
-                    existing.task_id,
-                    entry.key,
-                    type(request).__name__,
-                    label or entry.label,
-                    reused=True,
-                )
-            )
-            return existing
-        return await self._send_and_classify(http, request, key, label, claimed=True)
-
-    async def _send_and_classify(
-        self,
-        http: HTTPRequest,
-        request: Request,
-        journal_key: str | None,
-        label: str | None,
-        *,
-        claimed: bool = False,
-    ) -> TaskHandle:
-        self._counts["submits"] += 1
-        try:
-            try:
-                # The first attempt runs bare, the usual case; only a failure that certainly
-                # was not accepted goes to backoff, which resends as the RetryPolicy says.
-                return await self._create_once(http, request, journal_key, label, claimed)
-            except CometRunwayError as exc:
-                if self._retry.max_tries == 1 or not _retryable(exc):
-                    raise
-                first_failure = [exc]
-            return await self._resend_create(first_failure, http, request, journal_key, label)
-        except CometRunwayError as exc:
-            request_type = type(request).__name__
-            if submit_disposition(exc) is SubmitDisposition.AMBIGUOUS:
-                self._counts["ambiguous_submits"] += 1
-                self._events.emit(AmbiguousSubmit(journal_key, request_type, exc, label))
-                raise AmbiguousSubmitError(
-                    f"{http.path}: the create may have been accepted ({exc}); it was not "
-                    "retried, so as not to pay twice"
-                    + (
-                        f". It is journaled as ambiguous under key {journal_key!r}: "
-                        "see client.ambiguous()"
-                        if journal_key
-                        else ""
-                    ),
-                    request=request,
-                    key=journal_key,
-                ) from exc
-            self._events.emit(SubmitRejected(journal_key, request_type, exc, label))
-            raise
-
-    def _existing(self, entry: JournalEntry, request: Request) -> TaskHandle:
-        """The task of a journaled request, or why it cannot be sent again."""
-        if entry.task_id:
-            log.info(
-                "request %s already has task %s: not submitting again", entry.key, entry.task_id
-            )
-            return self._follow(entry.task_id, request.poll_route)
-        if entry.state in (EntryState.SENDING, EntryState.AMBIGUOUS):
-            raise AmbiguousSubmitError(
-                f"request {entry.key} was sent before and its outcome is unknown; if you found "
-                f"its task call client.settle({entry.key!r}, task_id=...), or "
-                f"client.settle({entry.key!r}, resubmit=True) to pay for it again on purpose",
-                request=request,
-                key=entry.key,
-            )
-        raise JournalError(f"journal row {entry.key!r} is {entry.state}: cannot reuse it")
-
-    async def _create_again(
-        self,
-        first_failure: list[CometRunwayError],
-        http: HTTPRequest,
-        request: Request,
-        key: str | None,
-        label: str | None,
-    ) -> TaskHandle:
-        if first_failure:
-            # Replays the first attempt's failure, so that backoff counts it as try 1 and
-            # takes its wait (and any Retry-After) from it.
-            raise first_failure.pop()
-        return await self._create_once(http, request, key, label, already_sending=False)
-
-    def _create_once(
-        self,
-        http: HTTPRequest,
-        request: Request,
-        key: str | None,
-        label: str | None,
-        already_sending: bool,
-    ) -> asyncio.Future[TaskHandle]:
-        """Start one create attempt; the future gets its handle or its error.
-
-        The attempt runs as a child of the client's group, not in the caller: if the caller
-        is cancelled mid-request, which cancels only this future, an answer that arrives is
-        still journaled and tracked.
-        """
-        group = self._check_open()
-        assert self._loop is not None  # set when opened
-        outcome: asyncio.Future[TaskHandle] = self._loop.create_future()
-        group.create_task(self._attempt(outcome, http, request, key, label, already_sending))
-        return outcome
-
-    async def _attempt(
-        self,
-        outcome: asyncio.Future[TaskHandle],
-        http: HTTPRequest,
-        request: Request,
-        key: str | None,
-        label: str | None,
-        already_sending: bool,
-    ) -> None:
-        journal = self._journal
-        try:
-            if journal is not None and key is not None and not already_sending:
-                await journal.mark_sending(key)  # durable before the bytes may leave
-            submitted_at = self._clock()
-            try:
-                task_id = parse_submit(await self._transport.send(http))
-            except CometRunwayError as exc:
-                if journal is not None and key is not None:
-                    if submit_disposition(exc) is SubmitDisposition.AMBIGUOUS:
-                        await journal.mark_ambiguous(key, str(exc))
-                    else:
-                        await journal.mark_rejected(key, str(exc), getattr(exc, "code", None))
-                if not outcome.done():
-                    outcome.set_exception(exc)
-                return
-            except BaseException:
-                if journal is not None and key is not None:
-                    await asyncio.shield(journal.mark_ambiguous(key, "interrupted while sending"))
-                raise
-            if journal is not None and key is not None:
-                # Durable before visible: the id is on disk before any handle is handed out;
-                # concurrent creates share one commit (group commit on the journal thread).
-                try:
-                    await journal.mark_submitted(key, task_id)
-                except JournalError as exc:
-                    # The task exists and the journal cannot say so: the caller must hear
-                    # its id (never lose a task id), and the client keeps running.
-                    log.exception("created task %s but could not journal it", task_id)
-                    if not outcome.done():
-                        outcome.set_exception(_unjournaled(task_id, key, exc))
-                    return
-            log.info("created task %s (%s)", task_id, type(request).__name__)
-            handle = self._follow(task_id, request.poll_route, submitted_at=submitted_at)
-            if self._events.active:
-                self._events.emit(Submitted(task_id, key, type(request).__name__, label))
-        except BaseException as exc:
-            # A bug, or the client closing mid-attempt: the caller hears it too, and the
-            # group sees it.
-            if not outcome.done():
-                if isinstance(exc, asyncio.CancelledError):
-                    outcome.cancel()
-                else:
-                    outcome.set_exception(exc)
-            raise
-        if not outcome.done():
-            outcome.set_result(handle)
-
-    def _on_submit_backoff(self, details: Any) -> None:
-        self._counts["submit_retries"] += 1
-        log.warning(
-            "create not accepted (%s); retry %d in %.1fs",
-            details.get("exception"),
-            details.get("tries", 0),
-            details.get("wait", 0.0),
-        )
+        journal_key = (key or request_key(http)[0]) if self._journal is not None else None
+        return await self._submitter.create(request, http, journal_key, label)
 
     async def submit_many(
         self,
@@ -630,23 +401,25 @@ class Client:
     # ---------------------------------------------------------------- following
 
     def _follow(
-        self, task_id: str, route: PollRoute, *, submitted_at: float | None = None
+        self, task_id: str, route: PollRoute, submitted_at: float | None = None
     ) -> TaskHandle:
+        """The handle of a task to follow. While closing (a create that landed late: its id
+        is journaled already), the handle fails at once saying how to follow it again."""
         existing = self._poller.get(task_id)
         if existing is not None:
             return existing
-        handle = TaskHandle(task_id, poll_route=route, client=self)
+        handle = TaskHandle(task_id, poll_route=route, download=self._download_for_handle)
+        if self._state is not _State.OPEN:
+            log.warning("task %s was created while the client was closing", task_id)
+            handle._fail(self._closed_error(task_id))
+            return handle
         return self._poller.track(handle, submitted_at=submitted_at)
 
     def track(self, task_id: str, *, route: PollRoute = "feed") -> TaskHandle:
         """Follow a task created elsewhere (``route`` "feed" for ``/runway/pro/*`` tasks,
         "tasks" for ``/runwayml/v1/*``). Returns the existing handle if already followed."""
         group = self._check_open()
-        if not isinstance(task_id, str) or not task_id.strip():
-            raise ValueError(f"task_id must be a non-empty string, got {task_id!r}")
-        if route not in ("feed", "tasks"):
-            raise ValueError(f"route must be 'feed' or 'tasks', got {route!r}")
-        task_id = task_id.strip()
+        task_id, route = check_task_id(task_id), check_poll_route(route)
         known = self._poller.get(task_id)
         if known is not None:
             return known
@@ -661,18 +434,9 @@ class Client:
         self._check_open()
         if self._journal is None:
             raise ClientStateError("resume() needs a journal: Client(journal='run.sqlite')")
-        entries = await self._journal.unfinished()
-        now_mono, now_wall = self._clock(), time.time()
-        handles = []
-        for entry in entries:
-            if not entry.task_id:
-                continue
-            # The not-found grace counts from the real submit, before the restart.
-            created = entry.submitted_at or entry.created_at
-            submitted_at = now_mono - max(0.0, now_wall - created)
-            route: PollRoute = "tasks" if entry.poll_route == "tasks" else "feed"
-            handles.append(self._follow(entry.task_id, route, submitted_at=submitted_at))
-        return handles
+        return await _reconcile.resume(
+            self._journal, self._follow, clock=self._clock, wall=time.time
+        )
 
     async def ambiguous(self) -> list[JournalEntry]:
         """Journal rows whose create may have reached the server: settle each one."""
@@ -689,17 +453,9 @@ class Client:
         self._check_open()
         if self._journal is None:
             raise ClientStateError("settle() needs a journal: Client(journal='run.sqlite')")
-        if (task_id is None) == (not resubmit):
-            raise ValueError("settle() takes exactly one of task_id=... or resubmit=True")
-        entry = await self._journal.get(key)
-        if entry is None:
-            raise KeyError(f"no journal row with key {key!r}")
-        if task_id is not None:
-            await self._journal.attach_task(key, task_id)
-            route: PollRoute = "tasks" if entry.poll_route == "tasks" else "feed"
-            return self._follow(task_id, route)
-        await self._journal.release(key)
-        return None
+        return await _reconcile.settle(
+            self._journal, self._follow, key, task_id=task_id, resubmit=resubmit
+        )
 
     async def settle_all(
         self, *, resubmit: bool = False, task_ids: Mapping[str, str] | None = None
@@ -718,19 +474,14 @@ class Client:
             resubmit=resubmit,
         )
 
-    async def as_completed(self, handles: Iterable[TaskHandle]) -> AsyncIterator[TaskHandle]:
+    def as_completed(self, handles: Iterable[TaskHandle]) -> AsyncIterator[TaskHandle]:
         """Yield each handle once, as it finishes (succeeded or failed)."""
-        unique = list(dict.fromkeys(handles))
-        finished: asyncio.Queue[TaskHandle] = asyncio.Queue()
-        for handle in unique:
-            handle.add_done_callback(finished.put_nowait)
-        for _ in unique:
-            yield await finished.get()
+        return as_completed(handles)
 
     async def fetch(self, task_id: str, *, route: PollRoute = "feed") -> Task:
         """Poll one task once, now, and return its snapshot (it need not be followed)."""
         self._check_open()
-        return await self._fetch_task(task_id, route)
+        return await self._source.fetch(task_id, route)
 
     def wake(self, task_id: str) -> bool:
         """Poll this task now (a callback says it changed); False if it is not followed."""
@@ -742,57 +493,12 @@ class Client:
             rate_limited=self._budget.rate_limited,
             request_rate=self._budget.rate,
             poller=self._poller.statistics(),
-            **self._counts,
+            **self._submitter.counts,
         )
-
-    # ---------------------------------------------------------------- poller hooks
 
     def events(self) -> AsyncIterator[Event]:
         """Every event from now on (one reader per call), until the client closes."""
         return self._events.stream()
-
-    def _task_updated(
-        self, handle: TaskHandle, old: Task | None, new: Task
-    ) -> Awaitable[None] | None:
-        if old is not None and (old.status, old.progress, old.outputs) == (
-            new.status,
-            new.progress,
-            new.outputs,
-        ):
-            return None
-        if self._events.active:
-            if new.status.is_terminal:
-                self._events.emit(TaskFinished(new.task_id, new.status, new))
-            else:
-                self._events.emit(StatusChanged(new.task_id, new.status, new.progress, new))
-        if self._journal is None:
-            return None
-        return self._journal.record_status(
-            new.task_id,
-            status=new.status.value,
-            progress=new.progress,
-            outputs=new.all_urls,
-            error=new.error,
-            error_code=new.error_code,
-            terminal=new.status.is_terminal,
-        )
-
-    def _task_finished(
-        self, handle: TaskHandle, error: BaseException | None
-    ) -> Awaitable[None] | None:
-        if error is not None and not (handle.task is not None and handle.task.is_terminal):
-            self._events.emit(TaskLost(handle.task_id, error))
-        if self._journal is not None and isinstance(error, TaskNotFound):
-            return self._journal.record_status(
-                handle.task_id,
-                status="NOT_FOUND",
-                progress=None,
-                outputs=(),
-                error=str(error),
-                error_code="task_not_exist",
-                terminal=True,
-            )
-        return None
 
     # ---------------------------------------------------------------- outputs
 
@@ -819,6 +525,15 @@ class Client:
             self, task, Path(dest), progress=progress, route=route, retry=self._retry
         )
         return paths
+
+    async def _download_for_handle(
+        self,
+        task: Task,
+        route: PollRoute,
+        dest: str | os.PathLike[str],
+        progress: Callable[[int, int | None], Any] | None,
+    ) -> list[Path]:
+        return await self.download(task, dest, progress=progress, route=route)
 
     async def download_many(
         self,

@@ -16,7 +16,8 @@
     ├── TaskFailed(task)                       the remote task ended FAILED or CANCELLED
     ├── ClientStateError                       used outside its lifecycle (``RuntimeError``)
     ├── JournalError                           journal file corrupt, foreign or newer
-    │   └── JournalKeyConflict(key)            a key already journaled for another request
+    │   ├── JournalKeyConflict(key)            a key already journaled for another request
+    │   └── UnjournaledTask(task_id, key)      created, but the journal could not record it
     ├── DownloadError                          an output could not be downloaded
     │   ├── OutputExpired                      URL expired even after re-polling (also APIError)
     │   ├── OutputRejected                     the output host refused (also APIError)
@@ -70,6 +71,7 @@ __all__ = [
     "TaskFailed",
     "TaskNotFound",
     "TransportError",
+    "UnjournaledTask",
 ]
 
 _BODY_EXCERPT = 300
@@ -246,6 +248,24 @@ class ClientStateError(CometRunwayError, RuntimeError):
 
 class JournalError(CometRunwayError):
     """The journal store cannot be used: corrupt, not a journal, or a newer schema."""
+
+
+class UnjournaledTask(JournalError):
+    """A create succeeded but the journal could not record its task id (disk full, I/O).
+
+    The task exists and may cost money: ``task_id`` is its id (follow it with
+    ``client.track(task_id)``), ``key`` the journal key whose row still says "sending",
+    and ``__cause__`` the journal's own error.
+    """
+
+    def __init__(self, task_id: str, key: str, cause: JournalError) -> None:
+        super().__init__(
+            f"task {task_id} was created (journal key {key!r}) but the journal could not "
+            f"record it: {cause}; follow it with client.track({task_id!r})"
+        )
+        self.task_id = task_id
+        self.key = key
+        self.__cause__ = cause
 
 
 class JournalKeyConflict(JournalError):

@@ -11,6 +11,7 @@ server never knew. Read them from ``client.events()`` (an async iterator per rea
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import AsyncIterator, Callable
@@ -19,6 +20,8 @@ from typing import TypeAlias
 from attrs import define, field, frozen
 
 from .models import Task, TaskStatus
+
+log = logging.getLogger("cometrunway.events")
 
 __all__ = [
     "AmbiguousSubmit",
@@ -102,7 +105,11 @@ Event: TypeAlias = (
 
 
 class EventHub:
-    """Fans events out to a callback and to every open ``events()`` reader."""
+    """Fans events out to a callback and to every open ``events()`` reader.
+
+    The callback is user code: an exception it raises is logged once, with its traceback,
+    and goes no further. It never fails a handle, a create or the client.
+    """
 
     def __init__(self, callback: Callable[[Event], object] | None = None) -> None:
         self._callback = callback
@@ -114,7 +121,10 @@ class EventHub:
 
     def emit(self, event: Event) -> None:
         if self._callback is not None:
-            self._callback(event)
+            try:
+                self._callback(event)
+            except Exception:
+                log.exception("the on_event callback raised on %r; the client carries on", event)
         for queue in self._readers:
             queue.put_nowait(event)
 

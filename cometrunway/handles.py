@@ -1,20 +1,27 @@
-"""``TaskHandle``: an awaitable reference to one remote task that the poller follows."""
+"""``TaskHandle``: an awaitable reference to one remote task that the poller follows.
+
+It imports only the models: the poller settles it (``_update``/``_resolve``/``_fail``) and
+its ``download()`` goes through a callable the client injects.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .models import PollRoute, Task, TaskStatus
 
-if TYPE_CHECKING:
-    from .client import Client
+__all__ = ["DownloadFn", "TaskHandle"]
 
-__all__ = ["TaskHandle"]
+# (finished task, its poll route, dest, progress) -> the written paths (Client.download).
+DownloadFn = Callable[
+    [Task, PollRoute, "str | os.PathLike[str]", "Callable[[int, int | None], Any] | None"],
+    Awaitable[list[Path]],
+]
 
 
 class TaskHandle:
@@ -26,14 +33,22 @@ class TaskHandle:
     leaves the task tracked, and the handle can be awaited again.
     """
 
-    __slots__ = ("_client", "_error_tb", "_future", "_outcome", "_task", "poll_route", "task_id")
+    __slots__ = (
+        "_download",
+        "_error_tb",
+        "_future",
+        "_outcome",
+        "_task",
+        "poll_route",
+        "task_id",
+    )
 
     def __init__(
-        self, task_id: str, *, poll_route: PollRoute, client: Client | None = None
+        self, task_id: str, *, poll_route: PollRoute, download: DownloadFn | None = None
     ) -> None:
         self.task_id = task_id
         self.poll_route: PollRoute = poll_route
-        self._client = client
+        self._download = download
         self._task: Task | None = None
         # The finished Task or the error, once done. The future exists only while somebody
         # waits for a handle that is not done yet: most finish before anyone looks.
@@ -94,10 +109,10 @@ class TaskHandle:
         progress: Callable[[int, int | None], Any] | None = None,
     ) -> list[Path]:
         """Wait for the task, then stream its outputs to ``dest`` (a folder or a file path)."""
-        if self._client is None:
+        if self._download is None:
             raise RuntimeError("this handle has no client to download with")
         task = await self
-        return await self._client.download(task, dest, progress=progress, route=self.poll_route)
+        return await self._download(task, self.poll_route, dest, progress)
 
     # --- used by the poller -------------------------------------------------------------
 

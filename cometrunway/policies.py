@@ -13,7 +13,11 @@ from typing import Any
 import attrs
 from attrs import field, frozen
 
-__all__ = ["PollPolicy", "RetryPolicy"]
+__all__ = ["DEFAULT_MIN_INTERVAL", "PollPolicy", "RetryPolicy"]
+
+# Polls of one task closer than this tell nothing new (progress moves in whole percents) and
+# only spend the shared request budget.
+DEFAULT_MIN_INTERVAL = 0.5
 
 
 def _non_negative(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -41,13 +45,15 @@ class RetryPolicy:
     """Retries of creates that certainly were not accepted, and of downloads.
 
     ``max_tries`` counts the first attempt. Waits grow from ``base_delay`` doubling up to
-    ``max_delay``, with jitter; a 429's ``Retry-After`` is a floor, never shortened.
+    ``max_delay``, with jitter; a 429's ``Retry-After`` is a floor, never shortened, but
+    capped at ``max_retry_after`` (a server asking for an hour is not waited out here).
     """
 
     max_tries: int = field(default=5, validator=_positive_int)
     base_delay: float = field(default=1.0, validator=_non_negative)
     max_delay: float = field(default=30.0, validator=_non_negative)
     jitter: float = field(default=0.2, validator=_non_negative)
+    max_retry_after: float = field(default=120.0, validator=_non_negative)
 
     def delay(self, attempt: int) -> float:
         """The wait before retry number ``attempt`` (1-based), without jitter."""
@@ -85,16 +91,30 @@ class PollPolicy:
       pauses the client for its ``Retry-After`` and halves the rate until it recovers.
     * ``max_concurrent_polls`` — polls in flight at once.
     * ``jitter`` — fraction of each wait randomised, so thousands of tasks spread out.
+    * ``min_interval`` — the shortest wait between two polls of a task; by default
+      ``DEFAULT_MIN_INTERVAL`` or ``interval``, whichever is smaller, so a tiny ``interval``
+      (tests) is accepted on its own.
+    * ``output_grace`` — how long a task that reports success without a usable output URL
+      is polled again before its handle fails.
+
+    A field added here never makes a call that was valid before fail: its default is derived
+    from the fields given when a fixed one would contradict them.
     """
 
     initial_delay: float = field(default=5.0, validator=_non_negative)
     interval: float = field(default=5.0, validator=_positive)
     max_interval: float = field(default=30.0, validator=_positive)
     not_found_grace: float = field(default=120.0, validator=_non_negative)
-    min_interval: float = field(default=0.5, validator=_positive)
+    min_interval: float = field(
+        default=attrs.Factory(
+            lambda self: min(DEFAULT_MIN_INTERVAL, self.interval), takes_self=True
+        ),
+        validator=_positive,
+    )
     requests_per_second: float = field(default=50.0, validator=_positive)
     max_concurrent_polls: int = field(default=16, validator=_positive_int)
     jitter: float = field(default=0.1, validator=_non_negative)
+    output_grace: float = field(default=600.0, validator=_non_negative)
 
     def __attrs_post_init__(self) -> None:
         if self.max_interval < self.interval:

@@ -12,6 +12,11 @@ known about it:
 Transient poll failures keep a task pending (with backoff); ``task_not_exist`` is "not
 visible yet" for ``not_found_grace`` after the submit (wire reference §1.5, §6 C14); a
 401/403 fails every handle. Clock, sleep and randomness are injectable.
+
+The poller knows two small objects, not the client: a ``TaskSource`` (one poll: build, send,
+parse) and a ``TaskSink`` (what a poll saw: events out, journal rows in). A failure while
+handling one task fails that handle only; an unexpected one (a bug) also surfaces from
+``run()``.
 """
 
 from __future__ import annotations
@@ -20,35 +25,55 @@ import asyncio
 import heapq
 import logging
 import random
-import statistics as stats_mod
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from typing import Protocol
 
 from attrs import frozen
 
+from . import _pacing
 from .budget import Clock, Sleep
 from .errors import CometRunwayError, RateLimitError, TaskFailed, TaskNotFound
 from .handles import TaskHandle
 from .models import PollRoute, Task, TaskStatus
 from .policies import PollPolicy
-from .protocol import PollDisposition, poll_disposition
+from .protocol import PollDisposition, is_queued, poll_disposition
 
-__all__ = ["Poller", "PollerStatistics"]
+__all__ = ["Poller", "PollerStatistics", "TaskSink", "TaskSource"]
 
 log = logging.getLogger("cometrunway.poller")
 
-Fetch = Callable[[str, PollRoute], Awaitable[Task]]
-# The hooks run inline; they return an awaitable only when they have I/O to do (a journal
-# write), so the usual poll allocates no coroutine for them.
-OnUpdate = Callable[[TaskHandle, Task | None, Task], Awaitable[None] | None]
-OnFinish = Callable[[TaskHandle, BaseException | None], Awaitable[None] | None]
 
-_LEARNED = 256  # finished-task durations kept for estimates
+class TaskSource(Protocol):
+    """One poll of one task: its snapshot, or the ``CometRunwayError`` it failed with."""
+
+    async def fetch(self, task_id: str, route: PollRoute) -> Task: ...
+
+
+class TaskSink(Protocol):
+    """Where what the poller sees goes. Both run inline and return an awaitable only when
+    they have I/O to do (a journal write), which the poller awaits for that task alone."""
+
+    def updated(
+        self, handle: TaskHandle, old: Task | None, new: Task
+    ) -> Awaitable[None] | None: ...
+
+    def finished(
+        self, handle: TaskHandle, error: BaseException | None
+    ) -> Awaitable[None] | None: ...
+
+
+class _NoSink:
+    def updated(self, handle: TaskHandle, old: Task | None, new: Task) -> None:
+        return None
+
+    def finished(self, handle: TaskHandle, error: BaseException | None) -> None:
+        return None
+
+
 # While nothing is known about durations, only this many tasks probe at initial_delay; the
 # rest wait for what the scouts learn (their first poll is then re-planned).
 _SCOUTS = 8
-_QUEUED_WORDS = frozenset({"QUEUED", "THROTTLED", "NOT_START", "SUBMITTED", "PENDING", "0"})
 
 
 @frozen
@@ -70,6 +95,7 @@ class _Tracked:
     """What the poller knows about one task. Slotted: 10,000 of these must stay small."""
 
     __slots__ = (
+        "calibrating",
         "due",
         "errors",
         "handle",
@@ -93,14 +119,10 @@ class _Tracked:
         self.recheck = False
         self.last_progress: float | None = None
         self.last_at: float | None = None
-
-
-def _no_update(handle: TaskHandle, old: Task | None, new: Task) -> None:
-    return None
-
-
-def _no_finish(handle: TaskHandle, error: BaseException | None) -> None:
-    return None
+        # The next reading was asked for to measure the rate, whatever the task's start:
+        # only such readings teach start times without bias (an early landing happens
+        # mostly to tasks that started early).
+        self.calibrating = False
 
 
 class Poller:
@@ -108,20 +130,20 @@ class Poller:
 
     def __init__(
         self,
-        fetch: Fetch,
+        source: TaskSource,
         policy: PollPolicy,
         *,
-        on_update: OnUpdate = _no_update,
-        on_finish: OnFinish = _no_finish,
+        sink: TaskSink | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
+        wall: Clock = time.time,
     ) -> None:
-        self._fetch = fetch
+        self._fetch = source.fetch
         self._policy = policy
-        self._on_update = on_update
-        self._on_finish = on_finish
+        self._sink: TaskSink = sink or _NoSink()
         self._clock = clock
+        self._wall = wall  # server timestamps are wall-clock times
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._tracked: dict[str, _Tracked] = {}
@@ -130,12 +152,9 @@ class Poller:
         self._wakeup = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None  # the one run() runs in
         self._queue: asyncio.Queue[_Tracked] = asyncio.Queue()
-        self._durations: deque[float] = deque(maxlen=_LEARNED)
-        self._quantiles: tuple[float, float] | None = None
-        self._starts: deque[float] = deque(maxlen=_LEARNED)
+        self._learned = _pacing.Learned()
         self._scouts_left = _SCOUTS
         self._unplanned: list[str] = []
-        self._start_median: float | None = None
         self._counts = dict.fromkeys(
             ("polls", "poll_errors", "rate_limited", "not_found", "succeeded", "failed"), 0
         )
@@ -158,8 +177,8 @@ class Poller:
         self._tracked[handle.task_id] = state
         if first_delay is not None:
             delay = first_delay
-        elif self._durations or self._scouts_left > 0:
-            if not self._durations:
+        elif self._learned.durations or self._scouts_left > 0:
+            if not self._learned.durations:
                 self._scouts_left -= 1
             delay = self._first_delay()
         else:
@@ -189,7 +208,7 @@ class Poller:
         return PollerStatistics(
             tracked=len(self._tracked),
             in_flight=sum(1 for s in self._tracked.values() if s.in_flight),
-            typical_duration=self._quantile_pair()[1] if self._durations else None,
+            typical_duration=self._learned.typical_duration(),
             **self._counts,
         )
 
@@ -252,6 +271,14 @@ class Poller:
             state = await self._queue.get()
             try:
                 await self._poll(state)
+            except CometRunwayError as exc:
+                # Handling this one task went wrong (say, its journal write): its handle
+                # fails, the others go on.
+                log.warning("following task %s failed: %s", state.handle.task_id, exc)
+                self._drop(state, exc)
+            except Exception as exc:
+                self._drop(state, exc)
+                raise  # a bug: it surfaces from run() (and the client's block)
             finally:
                 state.in_flight = False
             if state.recheck and state.handle.task_id in self._tracked:
@@ -272,7 +299,7 @@ class Poller:
         state.polls += 1
         old = handle.task
         handle._update(task)
-        pending = self._on_update(handle, old, task)
+        pending = self._sink.updated(handle, old, task)
         if pending is not None:
             await pending
         if task.status.is_terminal:
@@ -288,10 +315,11 @@ class Poller:
         if disposition is PollDisposition.RETRY:
             self._counts["poll_errors"] += 1
             state.errors += 1
-            delay = min(self._policy.max_interval, self._policy.interval * 2 ** (state.errors - 1))
+            retry_after = None
             if isinstance(exc, RateLimitError):
                 self._counts["rate_limited"] += 1
-                delay = max(delay, exc.retry_after or 0.0)
+                retry_after = exc.retry_after
+            delay = _pacing.retry_delay(self._policy, state.errors, retry_after)
             log.info("poll of %s failed (%s); retrying in %.1fs", task_id, exc, delay)
             self._schedule(state, self._jitter(delay))
         elif disposition is PollDisposition.NOT_FOUND:
@@ -300,7 +328,7 @@ class Poller:
             if age < self._policy.not_found_grace:
                 # Freshly created ids are invisible for a while (wire reference §3.1).
                 state.errors += 1
-                delay = min(self._policy.interval, self._policy.min_interval * 2**state.errors)
+                delay = _pacing.not_found_delay(self._policy, state.errors)
                 self._schedule(state, self._jitter(delay))
             else:
                 error = TaskNotFound(
@@ -340,7 +368,13 @@ class Poller:
         if error is not None:
             self._counts["failed"] += 1
             handle._fail(error, task)
-        return self._on_finish(handle, error)
+        return self._sink.finished(handle, error)
+
+    def _drop(self, state: _Tracked, error: Exception) -> None:
+        """Stop following one task whose handling failed: its handle fails with ``error``."""
+        if self._tracked.pop(state.handle.task_id, None) is not None:
+            self._counts["failed"] += 1
+        state.handle._fail(error)
 
     # ---------------------------------------------------------------- pacing
 
@@ -359,101 +393,59 @@ class Poller:
             self._wakeup.set()  # earlier than what the scheduler sleeps towards
 
     def _jitter(self, delay: float) -> float:
-        spread = self._policy.jitter
-        return delay * self._rng.uniform(1 - spread, 1 + spread) if spread else delay
+        return _pacing.jittered(delay, self._policy.jitter, self._rng)
 
     def _learn(self, duration: float) -> None:
-        self._durations.append(duration)
-        if len(self._durations) % 16 == 1:
-            self._quantiles = None
-        if self._unplanned:
+        self._learned.add_duration(duration)
+        if self._unplanned and self._learned.durations >= _SCOUTS:
+            # Every scout has reported: one sample alone could be the slowest task.
             self._replan()
 
     def _replan(self) -> None:
-        """First knowledge of durations: bring provisional first polls forward."""
+        """First knowledge of durations: re-plan the provisional first polls."""
         now = self._clock()
         for task_id in self._unplanned:
             state = self._tracked.get(task_id)
             if state is None or state.polls or state.in_flight:
                 continue
             due = state.submitted_at + self._first_delay()
-            if due < state.due:
-                self._schedule(state, max(0.0, due - now))
+            self._schedule(state, max(0.0, due - now))
         self._unplanned.clear()
 
-    def _quantile_pair(self) -> tuple[float, float]:
-        """(20th percentile, median) of learned durations."""
-        if self._quantiles is None:
-            ordered = sorted(self._durations)
-            low = ordered[len(ordered) // 5]
-            self._quantiles = (low, stats_mod.median(ordered))
-        return self._quantiles
-
     def _first_delay(self) -> float:
-        delay = self._policy.initial_delay
-        if self._durations:
-            low, _ = self._quantile_pair()
-            delay = max(delay, 0.7 * low)
-        return self._jitter(delay)
-
-    def _typical_start(self) -> float | None:
-        """Median seconds from submit to the start of running, learned from progress."""
-        if not self._starts:
-            return None
-        if self._start_median is None:
-            self._start_median = stats_mod.median(self._starts)
-        return self._start_median
-
-    def _remaining(self, state: _Tracked, task: Task, now: float) -> tuple[float | None, float]:
-        """Estimated seconds to the finish and its relative uncertainty; an uncertainty of
-        1.0 means only an upper bound is known, worth a calibration poll."""
-        progress = task.progress
-        if progress is None or not 0 < progress < 1:
-            return None, 1.0
-        previous, previous_at = state.last_progress, state.last_at
-        state.last_progress, state.last_at = progress, now
-        age = now - state.submitted_at
-        if previous is not None and previous_at is not None and progress > previous:
-            rate = (progress - previous) / max(now - previous_at, 1e-6)
-            started = min(age, max(0.0, age - progress / rate))
-            self._starts.append(started)
-            if len(self._starts) % 16 == 1:
-                self._start_median = None
-            self._learn(started + 1 / rate)  # an estimate of the whole duration
-            return (1 - progress) / rate, 0.05
-        if task.started_at is not None:  # the server said when it started (F1 start_time)
-            ran = time.time() - task.started_at.timestamp()
-            if 0 < ran <= age + 1:
-                return ran * (1 - progress) / progress, 0.05
-        offset = self._typical_start()
-        if offset is not None and age - offset > 0:
-            # Queue times vary around the learned one: a wider margin.
-            return (age - offset) * (1 - progress) / progress, 0.03
-        return age * (1 - progress) / progress, 1.0
+        fast = self._learned.fast_duration()
+        return self._jitter(_pacing.first_poll_delay(self._policy, fast))
 
     def _next_delay(self, state: _Tracked, task: Task) -> float:
-        policy = self._policy
+        """Pacing is pure (``_pacing``); this gathers what it needs and learns from it."""
         now = self._clock()
         age = now - state.submitted_at
-        remaining, spread = self._remaining(state, task, now)
-        delay: float | None = None
-        if remaining is not None and spread < 1:
-            # Land just after the estimated finish.
-            delay = remaining * (1 + spread) + policy.min_interval / 2
-        elif remaining is not None:
-            # Progress since submit includes queue time: look again part-way to calibrate.
-            delay = min(policy.interval, max(policy.min_interval, remaining / 3))
-        elif self._durations and task.status is not TaskStatus.PENDING:
-            _, typical = self._quantile_pair()
-            if age < typical - policy.interval:
-                delay = typical - age
-
-        if delay is None:
-            # Older tasks are polled less often; queued ones less still.
-            delay = policy.interval * (1 + age / (12 * policy.interval))
-            if task.status is TaskStatus.PENDING and (task.raw_status or "").upper() in (
-                _QUEUED_WORDS
-            ):
-                delay *= 2
-        delay = min(policy.max_interval, max(policy.min_interval, delay))
-        return self._jitter(delay)
+        previous = None
+        if state.last_progress is not None and state.last_at is not None:
+            previous = _pacing.Reading(state.last_progress, state.last_at)
+        server_ran = None
+        if task.started_at is not None:  # the server said when it started (F1 start_time)
+            server_ran = self._wall() - task.started_at.timestamp()
+        estimate = _pacing.estimate_finish(
+            task.progress,
+            now=now,
+            age=age,
+            previous=previous,
+            server_ran=server_ran,
+            typical_start=self._learned.typical_start(),
+        )
+        if task.progress is not None and 0 < task.progress < 1:
+            state.last_progress, state.last_at = task.progress, now
+        if estimate is not None and estimate.start_age is not None and state.calibrating:
+            self._learned.add_start(estimate.start_age)
+            self._learn(age + estimate.remaining)  # an estimate of the whole duration
+        state.calibrating = estimate is not None and estimate.spread >= _pacing.TRUSTED_SPREAD
+        delay = _pacing.next_poll_delay(
+            self._policy,
+            age=age,
+            estimate=estimate,
+            queued=is_queued(task),
+            started=task.status is not TaskStatus.PENDING,
+            typical_duration=self._learned.typical_duration(),
+        )
+        return delay if _pacing.is_landing(estimate) else self._jitter(delay)

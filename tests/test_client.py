@@ -38,7 +38,8 @@ from cometrunway import (
     VideoToVideo,
 )
 from cometrunway.models import Request
-from cometrunway.testing import FakeCometAPI, Fault, Lifecycle
+from cometrunway.protocol import HTTPRequest, HTTPResponse
+from cometrunway.testing import FakeCometAPI, Fault, Lifecycle, MockTransport
 
 EVERY_REQUEST: list[Request] = [
     TextToVideo("a cat"),
@@ -394,20 +395,14 @@ def test_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Client.from_env(base_url="https://other.example").base_url == "https://other.example"
 
 
-async def test_a_poller_bug_surfaces_from_the_block(fake: FakeCometAPI) -> None:
-    async with client_for(fake) as probe:
-        pass
-    del probe
-
+async def test_a_poller_bug_surfaces_from_the_block() -> None:
     class Boom(Exception):
         pass
 
-    client = client_for(fake)
-
-    async def broken(task_id: str, route: str) -> object:
+    def broken(request: HTTPRequest) -> HTTPResponse:
         raise Boom("bug in the poll path")
 
-    client._poller._fetch = broken  # type: ignore[assignment]
+    client = Client(KEY, transport=MockTransport(broken))
     with pytest.raises(ExceptionGroup) as info:
         async with client:
             client.track("abc")

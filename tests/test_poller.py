@@ -86,7 +86,7 @@ def make(policy: PollPolicy | None = None) -> tuple[VirtualClock, FakeTasks, Pol
     clock = VirtualClock()
     tasks = FakeTasks(clock)
     poller = Poller(
-        tasks.fetch,
+        tasks,
         policy
         or PollPolicy(initial_delay=5, interval=5, max_interval=30, not_found_grace=60, jitter=0),
         clock=clock,

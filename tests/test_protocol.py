@@ -1559,3 +1559,46 @@ def test_headers_are_matched_case_insensitively_and_the_last_repeat_wins() -> No
     assert response.headers == {"retry-after": "7"}
     assert HTTPResponse(200, {"X-A": "b"}).header("x-a") == "b"
     assert HTTPResponse(200).header("x-a") is None
+
+
+# ---------------------------------------------------------------- one place for each rule
+
+
+def test_task_id_and_route_are_checked_in_one_place() -> None:
+    from cometrunway.protocol import check_poll_route, check_task_id
+
+    assert check_task_id("  abc ") == "abc"
+    for bad in ("", "   ", None, 3):
+        with pytest.raises(ValueError, match="task_id"):
+            check_task_id(bad)
+    assert check_poll_route("feed") == "feed"
+    assert check_poll_route("tasks") == "tasks"
+    with pytest.raises(ValueError, match="'feed' or 'tasks'"):
+        check_poll_route("official")
+
+
+def test_queued_ness_and_answer_route_come_from_the_protocol() -> None:
+    from cometrunway.protocol import is_queued, poll_route_of
+
+    assert is_queued(Task("a", TaskStatus.PENDING, raw_status="THROTTLED"))
+    assert not is_queued(Task("a", TaskStatus.PENDING, raw_status="UNKNOWN"))
+    assert not is_queued(Task("a", TaskStatus.RUNNING, raw_status="QUEUED"))
+    bare = parse_poll(HTTPResponse(200, {}, b'{"id": "t1", "status": "RUNNING"}'))
+    assert poll_route_of(bare) == "tasks"
+    wrapped = parse_poll(
+        HTTPResponse(200, {}, b'{"code": "success", "data": {"task_id": "t1", "status": "QUEUED"}}')
+    )
+    assert poll_route_of(wrapped) == "feed"
+
+
+def test_retry_after_is_capped_where_a_policy_says() -> None:
+    assert parse_retry_after("3600") == 3600
+    assert parse_retry_after("3600", cap=120) == 120
+    assert parse_retry_after("5", cap=120) == 5
+
+
+def test_lost_outcomes_are_named() -> None:
+    from cometrunway.protocol import NOT_FOUND_CODE, LostTask
+
+    assert LostTask.NOT_FOUND == "NOT_FOUND" and LostTask.LOST == "LOST"
+    assert NOT_FOUND_CODE == "task_not_exist"

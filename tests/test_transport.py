@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestServer
 
 from cometrunway.errors import ClientStateError, TransportError
 from cometrunway.protocol import HTTPRequest
-from cometrunway.transport import MAX_BODY_BYTES, Transport
+from cometrunway.transport import MAX_BODY_BYTES, AiohttpTransport
 
 
 def _free_port() -> int:
@@ -41,7 +41,7 @@ async def test_round_trip_keeps_status_headers_and_body() -> None:
         return web.json_response({"ok": True}, status=201, headers={"Retry-After": "3"})
 
     server = await _server(handler)
-    transport = Transport(str(server.make_url("")))
+    transport = AiohttpTransport(str(server.make_url("")))
     await transport.open()
     try:
         response = await transport.send(_request())
@@ -55,7 +55,7 @@ async def test_round_trip_keeps_status_headers_and_body() -> None:
 
 
 async def test_connect_failure_was_not_sent() -> None:
-    transport = Transport(f"http://127.0.0.1:{_free_port()}")
+    transport = AiohttpTransport(f"http://127.0.0.1:{_free_port()}")
     await transport.open()
     try:
         with pytest.raises(TransportError) as info:
@@ -75,7 +75,7 @@ async def test_dropped_connection_may_have_been_sent() -> None:
         raise asyncio.CancelledError
 
     server = await _server(handler)
-    transport = Transport(str(server.make_url("")))
+    transport = AiohttpTransport(str(server.make_url("")))
     await transport.open()
     try:
         with pytest.raises(TransportError) as info:
@@ -94,7 +94,7 @@ async def test_read_timeout_may_have_been_sent() -> None:
         return web.Response(text="late")
 
     server = await _server(handler)
-    transport = Transport(
+    transport = AiohttpTransport(
         str(server.make_url("")), timeout=aiohttp.ClientTimeout(sock_read=0.05, connect=5)
     )
     await transport.open()
@@ -114,7 +114,7 @@ async def test_redirects_are_not_followed() -> None:
         return web.Response(status=301, headers={"Location": "https://elsewhere.invalid/"})
 
     server = await _server(handler)
-    transport = Transport(str(server.make_url("")))
+    transport = AiohttpTransport(str(server.make_url("")))
     await transport.open()
     try:
         response = await transport.send(_request())
@@ -129,7 +129,7 @@ async def test_oversized_answer_is_refused() -> None:
         return web.Response(body=b"x" * (MAX_BODY_BYTES + 10))
 
     server = await _server(handler)
-    transport = Transport(str(server.make_url("")))
+    transport = AiohttpTransport(str(server.make_url("")))
     await transport.open()
     try:
         with pytest.raises(TransportError, match="larger than"):
@@ -141,11 +141,11 @@ async def test_oversized_answer_is_refused() -> None:
 
 async def test_borrowed_session_stays_open_owned_one_closes() -> None:
     async with aiohttp.ClientSession() as session:
-        borrowed = Transport("http://127.0.0.1:1", session=session)
+        borrowed = AiohttpTransport("http://127.0.0.1:1", session=session)
         await borrowed.open()
         await borrowed.close()
         assert not session.closed
-    owned = Transport("http://127.0.0.1:1")
+    owned = AiohttpTransport("http://127.0.0.1:1")
     await owned.open()
     session_of_owned = owned._session
     await owned.close()
@@ -154,3 +154,32 @@ async def test_borrowed_session_stays_open_owned_one_closes() -> None:
         await owned.open()
     with pytest.raises(ClientStateError, match="not open"):
         await owned.send(_request())
+
+
+async def test_the_owned_session_honours_proxy_settings_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    default = AiohttpTransport("http://api.example")
+    await default.open()
+    assert str(default._proxy) == "http://proxy.example:3128"
+    await default.aclose()
+    opted_out = AiohttpTransport("http://api.example", trust_env=False)
+    await opted_out.open()
+    assert opted_out._proxy is None
+    await opted_out.aclose()
+    monkeypatch.setenv("NO_PROXY", "api.example")
+    bypassed = AiohttpTransport("http://api.example")
+    await bypassed.open()
+    assert bypassed._proxy is None
+    await bypassed.aclose()
+
+
+async def test_aiohttp_transport_fits_the_transport_protocol() -> None:
+    from cometrunway.testing import MockTransport
+    from cometrunway.transport import Transport
+
+    assert isinstance(AiohttpTransport("http://127.0.0.1:1"), Transport)
+    assert isinstance(MockTransport(lambda request: None), Transport)  # type: ignore[arg-type,return-value]

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 from ._cli import main
 from ._fake import FakeCometAPI
+from ._mock import MockTransport
 from ._values import NOT_FOUND_SHAPES, CallbackRecord, Fault, Lifecycle, RecordedRequest, TaskRecord
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "FakeCometAPI",
     "Fault",
     "Lifecycle",
+    "MockTransport",
     "RecordedRequest",
     "TaskRecord",
     "main",

@@ -1,0 +1,306 @@
+"""One create, start to finish: where "never pay twice" is kept.
+
+``Submitter.create`` reads top to bottom:
+
+1. claim the journal row (SENDING is durable before any byte leaves; a row that already
+   has a task returns that task instead of paying again);
+2. send one attempt as a child of the client's task group, so a caller cancelled mid-request
+   never loses an answer that arrives: the child journals the id and tracks the task;
+3. classify a failure once with the pure core (``protocol.submit_disposition``);
+4. let ``backoff`` resend only what certainly was not accepted;
+5. journal the outcome: the task id, or "ambiguous" / "rejected".
+
+Same-key creates in flight at once in this process share one outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import backoff
+from attrs import define
+
+from .budget import Clock
+from .errors import (
+    AmbiguousSubmitError,
+    ClientStateError,
+    CometRunwayError,
+    JournalError,
+    UnjournaledTask,
+)
+from .events import AmbiguousSubmit, EventHub, SubmitRejected, Submitted
+from .handles import TaskHandle
+from .journal import EntryState, Journal, JournalEntry
+from .models import PollRoute, Request
+from .policies import RetryPolicy
+from .protocol import HTTPRequest, HTTPResponse, SubmitDisposition, parse_submit, submit_disposition
+
+__all__ = ["Submitter", "request_key"]
+
+log = logging.getLogger("cometrunway")
+
+Send = Callable[[HTTPRequest], Awaitable[HTTPResponse]]
+Follow = Callable[[str, PollRoute, float | None], TaskHandle]
+Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
+
+
+def request_key(request: HTTPRequest) -> tuple[str, str]:
+    """``(idempotency key, canonical body)`` of a create request.
+
+    The key is a hash of the route and the canonical JSON body without ``callback_url``
+    (which carries a per-client secret), so the same generation asked twice has one key.
+    """
+    body = request.json()
+    if isinstance(body, dict):
+        body = {k: v for k, v in body.items() if k != "callback_url"}
+    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    digest = hashlib.sha256(f"{request.path}\n{canonical}".encode()).hexdigest()
+    return f"sha256:{digest[:40]}", canonical
+
+
+@define
+class _Create:
+    """One create in progress: what is sent, under which journal key, and how often."""
+
+    request: Request
+    http: HTTPRequest
+    key: str | None  # the journal row (None: no journal)
+    label: str | None
+    attempts: int = 0
+
+
+def _not_accepted(error: Exception) -> bool:
+    """Whether a failed create certainly was not accepted, so sending it again is safe."""
+    return submit_disposition(error) is SubmitDisposition.RETRY
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    # Waiters may be gone; the submitter re-raises the error itself.
+    if not future.cancelled():
+        future.exception()
+
+
+class Submitter:
+    """Runs creates for one client. ``spawn`` starts a child of the client's task group and
+    raises ``ClientStateError`` once the client is closing; ``follow`` hands out the handle
+    of a created task."""
+
+    def __init__(
+        self,
+        *,
+        send: Send,
+        retry: RetryPolicy,
+        events: EventHub,
+        follow: Follow,
+        spawn: Spawn,
+        clock: Clock,
+    ) -> None:
+        self._send = send
+        self._events = events
+        self._follow = follow
+        self._spawn = spawn
+        self._clock = clock
+        self.journal: Journal | None = None  # set once the client opened it
+        self._in_flight: dict[str, asyncio.Future[TaskHandle]] = {}
+        self._attempts: set[asyncio.Task[None]] = set()
+        self.counts = dict.fromkeys(("submits", "submit_retries", "ambiguous_submits"), 0)
+        self._send_with_retries = backoff.on_exception(
+            lambda: retry.waits(max_retry_after=retry.max_retry_after),
+            CometRunwayError,
+            max_tries=retry.max_tries,
+            giveup=lambda exc: not _not_accepted(exc),
+            jitter=None,  # RetryPolicy.waits jitters itself
+            on_backoff=self._on_backoff,
+            logger=None,
+        )(self._attempt)
+
+    async def drain(self) -> None:
+        """Wait for every create attempt in flight (the client is closing)."""
+        while self._attempts:
+            await asyncio.wait(set(self._attempts))
+
+    # ---------------------------------------------------------------- the create
+
+    async def create(
+        self, request: Request, http: HTTPRequest, key: str | None, label: str | None
+    ) -> TaskHandle:
+        """Create the task once; ``key`` is its journal key (None: no journal)."""
+        if key is None:
+            return await self._create(request, http, None, label)
+        running = self._in_flight.get(key)
+        if running is not None:
+            # The same request asked twice at once: wait for the first instead of racing it.
+            return await asyncio.shield(running)
+        running = asyncio.get_running_loop().create_future()
+        running.add_done_callback(_retrieve)
+        self._in_flight[key] = running
+        try:
+            handle = await self._claim_and_create(request, http, key, label)
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                running.cancel()
+            else:
+                running.set_exception(exc)
+            raise
+        finally:
+            del self._in_flight[key]
+        running.set_result(handle)
+        return handle
+
+    async def _claim_and_create(
+        self, request: Request, http: HTTPRequest, key: str, label: str | None
+    ) -> TaskHandle:
+        assert self.journal is not None  # a key is given only with a journal
+        entry, claimed = await self.journal.reserve_sending(
+            key,
+            request_type=type(request).__name__,
+            path=http.path,
+            body=request_key(http)[1],
+            poll_route=request.poll_route,
+            label=label,
+        )
+        if not claimed:
+            return self._reuse(entry, request, label)
+        return await self._create(request, http, key, label)
+
+    async def _create(
+        self, request: Request, http: HTTPRequest, key: str | None, label: str | None
+    ) -> TaskHandle:
+        self.counts["submits"] += 1
+        create = _Create(request, http, key, label)
+        try:
+            return await self._send_with_retries(create)
+        except CometRunwayError as exc:
+            if submit_disposition(exc) is SubmitDisposition.AMBIGUOUS:
+                raise self._ambiguous(exc, create) from exc
+            self._events.emit(SubmitRejected(key, type(request).__name__, exc, create.label))
+            raise
+
+    async def _attempt(self, create: _Create) -> TaskHandle:
+        """One attempt, run as a group child: a cancelled caller stops waiting, not it."""
+        create.attempts += 1
+        outcome: asyncio.Future[TaskHandle] = asyncio.get_running_loop().create_future()
+        outcome.add_done_callback(_retrieve)
+        try:
+            child = self._spawn(self._send_once(create, outcome))
+        except ClientStateError as exc:  # closing between two attempts: nothing was sent
+            if self.journal is not None and create.key is not None:
+                await self.journal.mark_rejected(create.key, str(exc))
+            raise
+        self._attempts.add(child)
+        child.add_done_callback(self._attempts.discard)
+        return await outcome
+
+    async def _send_once(self, create: _Create, outcome: asyncio.Future[TaskHandle]) -> None:
+        key, request = create.key, create.request
+        journal = self.journal if key is not None else None
+        try:
+            if journal is not None and key is not None and create.attempts > 1:
+                await journal.mark_sending(key)  # the claim did it for the first attempt
+            try:
+                task_id = parse_submit(await self._send(create.http))
+            except CometRunwayError as exc:
+                if journal is not None and key is not None:
+                    await _journal_failure(journal, key, exc)
+                if not outcome.done():
+                    outcome.set_exception(exc)
+                return
+            except BaseException:
+                if journal is not None and key is not None:
+                    await asyncio.shield(journal.mark_ambiguous(key, "interrupted while sending"))
+                raise
+            # The task's age counts from its answer, not from before the request waited for
+            # its slot in the rate budget: pacing estimates start times from ages.
+            submitted_at = self._clock()
+            if journal is not None and key is not None:
+                # Durable before visible: the id is on disk before any handle is handed out;
+                # concurrent creates share one commit (group commit on the journal thread).
+                try:
+                    await journal.mark_submitted(key, task_id)
+                except JournalError as exc:
+                    # The task exists and the journal cannot say so: the caller must hear
+                    # its id (never lose a task id), and the client keeps running.
+                    log.exception("created task %s but could not journal it", task_id)
+                    if not outcome.done():
+                        outcome.set_exception(UnjournaledTask(task_id, key, exc))
+                    return
+            log.info("created task %s (%s)", task_id, type(request).__name__)
+            handle = self._follow(task_id, request.poll_route, submitted_at)
+            self._events.emit(Submitted(task_id, key, type(request).__name__, create.label))
+        except BaseException as exc:
+            # A bug, or the client cancelled mid-attempt: the caller hears it, the group too.
+            if not outcome.done():
+                if isinstance(exc, asyncio.CancelledError):
+                    outcome.cancel()
+                else:
+                    outcome.set_exception(exc)
+            raise
+        if not outcome.done():  # a cancelled caller cancelled it; the task is tracked anyway
+            outcome.set_result(handle)
+
+    # ---------------------------------------------------------------- outcomes
+
+    def _ambiguous(self, exc: CometRunwayError, create: _Create) -> AmbiguousSubmitError:
+        """A create that may have been accepted: never resent, the caller settles it."""
+        self.counts["ambiguous_submits"] += 1
+        request_type = type(create.request).__name__
+        self._events.emit(AmbiguousSubmit(create.key, request_type, exc, create.label))
+        journaled = (
+            f". It is journaled as ambiguous under key {create.key!r}: see client.ambiguous()"
+            if create.key
+            else ""
+        )
+        return AmbiguousSubmitError(
+            f"{create.http.path}: the create may have been accepted ({exc}); it was not "
+            f"retried, so as not to pay twice{journaled}",
+            request=create.request,
+            key=create.key,
+        )
+
+    def _reuse(self, entry: JournalEntry, request: Request, label: str | None) -> TaskHandle:
+        """The task of a request already journaled, or why it cannot be sent again."""
+        if entry.task_id:
+            log.info(
+                "request %s already has task %s: not submitting again", entry.key, entry.task_id
+            )
+            handle = self._follow(entry.task_id, request.poll_route, None)
+            self._events.emit(
+                Submitted(
+                    entry.task_id,
+                    entry.key,
+                    type(request).__name__,
+                    label or entry.label,
+                    reused=True,
+                )
+            )
+            return handle
+        if entry.state in (EntryState.SENDING, EntryState.AMBIGUOUS):
+            raise AmbiguousSubmitError(
+                f"request {entry.key} was sent before and its outcome is unknown; if you found "
+                f"its task call client.settle({entry.key!r}, task_id=...), or "
+                f"client.settle({entry.key!r}, resubmit=True) to pay for it again on purpose",
+                request=request,
+                key=entry.key,
+            )
+        raise JournalError(f"journal row {entry.key!r} is {entry.state}: cannot reuse it")
+
+    def _on_backoff(self, details: Any) -> None:
+        self.counts["submit_retries"] += 1
+        log.warning(
+            "create not accepted (%s); retry %d in %.1fs",
+            details.get("exception"),
+            details.get("tries", 0),
+            details.get("wait", 0.0),
+        )
+
+
+async def _journal_failure(journal: Journal, key: str, exc: CometRunwayError) -> None:
+    if submit_disposition(exc) is SubmitDisposition.AMBIGUOUS:
+        await journal.mark_ambiguous(key, str(exc))
+    else:
+        await journal.mark_rejected(key, str(exc), getattr(exc, "code", None))

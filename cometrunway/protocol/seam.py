@@ -1,0 +1,68 @@
+"""The seam's two values: ``HTTPRequest`` (what the transport sends) and ``HTTPResponse``
+(what it got back). Plain data; the repr of a request never shows the API key."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+from attrs import field, frozen
+
+__all__ = ["HTTPRequest", "HTTPResponse"]
+
+
+def _redact_headers(headers: tuple[tuple[str, str], ...]) -> str:
+    return repr(tuple((k, "<redacted>" if k.lower() == "authorization" else v) for k, v in headers))
+
+
+@frozen
+class HTTPRequest:
+    """One request for the transport. ``path`` is joined to the client's base URL.
+
+    The repr hides the ``Authorization`` header: the key never reaches a log line.
+    """
+
+    method: str
+    path: str
+    headers: tuple[tuple[str, str], ...] = field(repr=_redact_headers)
+    body: bytes | None = None
+    kind: Literal["submit", "poll"] = "poll"
+
+    def header(self, name: str) -> str | None:
+        lname = name.lower()
+        return next((v for k, v in self.headers if k.lower() == lname), None)
+
+    def json(self) -> Any:
+        return None if self.body is None else json.loads(self.body)
+
+
+def _header_dict(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
+    # One plain copy, names as received: a single object per answer, built in C.
+    return dict(headers.items() if isinstance(headers, Mapping) else headers)
+
+
+@frozen
+class HTTPResponse:
+    """One answer from the transport: status, headers, raw body.
+
+    Headers are kept as received and matched case-insensitively when asked for: most answers
+    are read without looking at a single header, so none are normalised up front.
+    """
+
+    status: int
+    _headers: Mapping[str, str] = field(factory=dict, converter=_header_dict)
+    body: bytes = b""
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Every header, names lower-cased (the last of a repeated name wins)."""
+        return {str(k).lower(): str(v) for k, v in self._headers.items()}
+
+    def header(self, name: str) -> str | None:
+        lname = name.lower()
+        found = None
+        for key, value in self._headers.items():
+            if str(key).lower() == lname:
+                found = str(value)  # the last wins, as in ``headers``
+        return found
