@@ -11,7 +11,6 @@ import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from support import client_for
@@ -220,25 +219,20 @@ def test_cli_settle_one_key_still_works(tmp_path: Path, capsys: pytest.CaptureFi
     assert rows(journal)["beta"].state is EntryState.AMBIGUOUS
 
 
-class RefusingIds:
+class RefusingIds(SQLiteJournal):
     """A journal whose disk fills just as the first task id is to be recorded."""
 
-    def __init__(self, inner: SQLiteJournal) -> None:
-        self.inner = inner
-        self.refusals = 1
+    refusals = 1
 
-    async def mark_submitted(self, key: str, task_id: str) -> None:
+    async def mark_submitted(self, key: str, task_id: str, *, wait: bool = True) -> None:
         if self.refusals:
             self.refusals -= 1
             raise JournalError("journal j.sqlite: disk full: free some space")
-        await self.inner.mark_submitted(key, task_id)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+        await super().mark_submitted(key, task_id, wait=wait)
 
 
 async def test_an_id_the_journal_cannot_record_is_still_reported(tmp_path: Path) -> None:
-    journal = RefusingIds(SQLiteJournal(tmp_path / "j.sqlite"))
+    journal = RefusingIds(tmp_path / "j.sqlite")
     async with FakeCometAPI() as fake, client_for(fake, journal=journal) as c:
         with pytest.raises(JournalError, match=r"task \S+ was created .*disk full") as info:
             await c.submit(TextToVideo("a red fox"))
