@@ -35,6 +35,7 @@ from attrs import frozen
 
 from . import _reconcile
 from ._batching import as_completed, attempt_each, check_concurrency
+from ._keyguard import KeyGuard
 from ._observer import TaskObserver
 from ._options import DEFAULT_BASE_URL, check_options, with_token
 from ._source import ApiTaskSource
@@ -166,7 +167,8 @@ class Client:
             sleep=sleep,
             max_retry_after=retry.max_retry_after,
         )
-        send = PacedSender(self._transport, self._budget).send
+        # Every API request: paced by the one budget, and nothing it brings back holds the key.
+        send = PacedSender(KeyGuard(self._transport.send, self._api_key), self._budget).send
         self._source = ApiTaskSource(
             send, api_key=self._api_key, runway_version=self._runway_version
         )

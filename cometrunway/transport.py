@@ -149,12 +149,22 @@ class AiohttpTransport:
                 request_sent=False,
             ) from exc
         except (TimeoutError, aiohttp.ClientError) as exc:
-            what = "timed out" if isinstance(exc, TimeoutError) else f"failed: {exc!r}"
             raise TransportError(
-                f"{request.method} {request.path} {what}"
+                f"{request.method} {request.path} {_what_failed(exc)}"
                 + (" after the answer began" if sent else "; it may have reached the server"),
                 request_sent=True,
-            ) from exc
+            ) from None  # aiohttp's error carries our request headers (the key) in its repr
+
+
+def _what_failed(exc: BaseException) -> str:
+    """What went wrong, in words that never include the request's headers: aiohttp's
+    ``ClientResponseError`` repr shows ``request_info`` (the ``Authorization`` header)."""
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        detail = " ".join(str(exc.message).split())
+        return f"failed: {type(exc).__name__} (status {exc.status}): {detail}"
+    return f"failed: {type(exc).__name__}: {exc}"
 
 
 def _env_proxy(url: URL) -> tuple[URL | None, BasicAuth | None]:

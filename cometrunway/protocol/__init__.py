@@ -31,7 +31,7 @@ from .build import (
     check_poll_route,
     check_task_id,
 )
-from .seam import HTTPRequest, HTTPResponse
+from .seam import REDACTED, HTTPRequest, HTTPResponse, redact_answer, redact_text
 from .tasks import (
     NOT_FOUND_CODE,
     LostTask,
@@ -48,6 +48,7 @@ __all__ = [
     "DEFAULT_RUNWAY_VERSION",
     "NOT_FOUND_CODE",
     "POLL_ROUTES",
+    "REDACTED",
     "HTTPRequest",
     "HTTPResponse",
     "LostTask",
@@ -66,6 +67,8 @@ __all__ = [
     "parse_submit",
     "poll_disposition",
     "poll_route_of",
+    "redact_answer",
+    "redact_text",
     "submit_disposition",
 ]
 

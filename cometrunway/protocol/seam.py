@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from attrs import field, frozen
 
-__all__ = ["HTTPRequest", "HTTPResponse"]
+__all__ = ["REDACTED", "HTTPRequest", "HTTPResponse", "redact_answer", "redact_text"]
 
 
 def _redact_headers(headers: tuple[tuple[str, str], ...]) -> str:
@@ -66,3 +66,26 @@ class HTTPResponse:
             if str(key).lower() == lname:
                 found = str(value)  # the last wins, as in ``headers``
         return found
+
+
+#: What stands in for the key wherever a server echoed it back.
+REDACTED = "***"
+
+
+def redact_answer(response: HTTPResponse, secret: str) -> HTTPResponse:
+    """``response`` with every copy of ``secret`` (the API key, echoed back by a broken or
+    hostile server in its body or a header) replaced by ``***``, so nothing parsed from it
+    — an error message, a journal row, ``Task.raw`` — can carry the key on."""
+    needle = secret.encode()
+    body = response.body
+    echoed_in_body = bool(secret) and needle in body
+    echoed_in_headers = bool(secret) and any(secret in str(v) for v in response._headers.values())
+    if not (echoed_in_body or echoed_in_headers):
+        return response
+    headers = {k: str(v).replace(secret, REDACTED) for k, v in response._headers.items()}
+    return HTTPResponse(response.status, headers, body.replace(needle, REDACTED.encode()))
+
+
+def redact_text(text: str, secret: str) -> str:
+    """``text`` without the key."""
+    return text.replace(secret, REDACTED) if secret and secret in text else text
