@@ -222,8 +222,10 @@ def test_a_2xx_without_a_usable_id_is_a_decode_error(body: bytes) -> None:
         (524, b"", ServerError),
         (200, b'{"code": "1001", "msg": "balance too low"}', InvalidRequestError),
         (200, b'{"code": 1001, "msg": "balance too low", "data": null}', InvalidRequestError),
-        (200, b'{"code": 503, "msg": "busy"}', ServerError),
-        (200, b'{"code": 429}', RateLimitError),
+        # A 2xx was taken by the gateway: an error inside it, without a task id, leaves the
+        # task's existence unknown (wire §8.7), so it is ambiguous, never retried.
+        (200, b'{"code": 503, "msg": "busy"}', DecodeError),
+        (200, b'{"code": 429}', DecodeError),
         (200, b'{"error": {"message": "nope", "code": "invalid_request"}}', InvalidRequestError),
         (200, b'{"code": "success", "message": "task_not_exist", "data": null}', TaskNotFound),
         (200, b'{"code": "invalid_token", "message": "bad key"}', AuthenticationError),

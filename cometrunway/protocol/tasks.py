@@ -5,6 +5,7 @@ queued-ness and the route a task's answer came from."""
 from __future__ import annotations
 
 import enum
+import json
 import math
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -13,7 +14,7 @@ from typing import Any
 from .._converter import OfficialTaskWire, RecordWire, structure
 from ..errors import APIError, DecodeError, TaskNotFound
 from ..models import PollRoute, Task, TaskStatus
-from .answers import _classify, _text
+from .answers import SubmitDisposition, _classify, _text, submit_disposition
 from .seam import HTTPResponse
 
 __all__ = [
@@ -30,26 +31,55 @@ __all__ = [
 def parse_submit(response: HTTPResponse, *, now: datetime | None = None) -> str:
     """The task id a create answered with, or the error it stands for.
 
-    ``data.task_id`` on ``/runway/pro/*`` (A1/A2/A3), ``id`` on ``/runwayml/v1/*``. A 2xx
-    without an id is a ``DecodeError`` (the task may exist: the client treats it as an
-    ambiguous submit).
+    ``data.task_id`` on ``/runway/pro/*`` (A1/A2/A3), ``id`` on ``/runwayml/v1/*``. An answer
+    that carries a task id is a created task whatever else it says (wire §8.7: an HTTP 200
+    with ``"code": 429`` beside ``data.task_id``, an ``"error"`` object beside an ``id``).
+    A 2xx without an id is a ``DecodeError`` (the task may exist: the client treats it as an
+    ambiguous submit), and so is a 2xx whose body carries an error that would otherwise be
+    retried: the gateway took the request, so sending it again may pay twice.
     """
     error, payload = _classify(response, now)
+    # A redirect is a wrong URL answered by something else: its body is no create answer.
+    if not 300 <= response.status < 400:
+        task_id = _created_task_id(payload if error is None else _json_body(response))
+        if task_id is not None:
+            return task_id
+    accepted = 200 <= response.status < 300
     if error is not None:
+        if accepted and submit_disposition(error) is SubmitDisposition.RETRY:
+            raise DecodeError(
+                f"HTTP {response.status} create answer says {error} but carries no task id: "
+                "the request was taken, so the task may exist",
+                body=response.body,
+            )
         raise error
-    if isinstance(payload, dict):
-        data = payload.get("data")
-        candidates = [data.get("task_id"), data.get("id")] if isinstance(data, dict) else []
-        candidates += [payload.get("id"), payload.get("task_id")]
-        for candidate in candidates:
-            if isinstance(candidate, str) and candidate.strip():
-                return candidate.strip()
-            if isinstance(candidate, int) and not isinstance(candidate, bool):
-                return str(candidate)
     raise DecodeError(
         f"HTTP {response.status} create answer has no task id (data.task_id or id)",
         body=response.body,
     )
+
+
+def _json_body(response: HTTPResponse) -> Any:
+    """The body as JSON, or None when it is not (an error answer's body, read again)."""
+    try:
+        return json.loads(response.body.decode("utf-8-sig"))
+    except (ValueError, RecursionError):
+        return None
+
+
+def _created_task_id(payload: Any) -> str | None:
+    """The task id of a create answer, wherever the envelope puts it; None without one."""
+    if not isinstance(payload, dict):
+        return None
+    data = payload.get("data")
+    candidates = [data.get("task_id"), data.get("id")] if isinstance(data, dict) else []
+    candidates += [payload.get("id"), payload.get("task_id")]
+    for candidate in candidates:
+        if isinstance(candidate, str) and candidate.strip():
+            return candidate.strip()
+        if isinstance(candidate, int) and not isinstance(candidate, bool):
+            return str(candidate)
+    return None
 
 
 # ---------------------------------------------------------------- statuses
