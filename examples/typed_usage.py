@@ -19,24 +19,17 @@ from tempfile import TemporaryDirectory
 from typing import assert_type
 
 from cometrunway import (
-    ActOne,
     AmbiguousSubmitError,
     BatchSubmitError,
     Client,
-    ImageToVideo,
     PollPolicy,
-    RunwayCharacterPerformance,
-    RunwayImageToVideo,
-    RunwayTextToImage,
-    RunwayVideoToVideo,
-    RunwayVideoUpscale,
     Task,
     TaskFailed,
     TaskHandle,
     TaskStatus,
     TextToVideo,
-    VideoToVideo,
 )
+from cometrunway.models import Request
 from cometrunway.testing import FakeCometAPI, Fault, Lifecycle
 
 FAST = PollPolicy(initial_delay=0, interval=0.02, min_interval=0.01, jitter=0)
@@ -76,18 +69,8 @@ async def partial_batch(client: Client, fake: FakeCometAPI) -> tuple[int, int]:
 def describe_ambiguous(exc: AmbiguousSubmitError) -> str:
     """What a user logs about a create that may have reached the server."""
     request = exc.request
-    assert_type(
-        request,
-        TextToVideo
-        | ImageToVideo
-        | VideoToVideo
-        | ActOne
-        | RunwayImageToVideo
-        | RunwayVideoToVideo
-        | RunwayVideoUpscale
-        | RunwayCharacterPerformance
-        | RunwayTextToImage,
-    )
+    # Any request model: a typo such as ``request.promt`` fails type checking.
+    assert_type(request, Request)
     kind = type(request).__name__
     return f"{kind} may have been created (journal key {exc.key or 'none'}): settle it"
 
