@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 
-__all__ = ["as_completed", "attempt_each", "check_concurrency"]
+__all__ = ["as_completed", "attempt_each", "check_concurrency", "listed"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -21,6 +21,13 @@ class _Finishes(Protocol):
 
 
 H = TypeVar("H", bound=_Finishes)
+
+
+def listed(items: object, what: str) -> list[Any]:
+    """``items`` as a list, or a ``TypeError`` naming ``what`` the call takes."""
+    if isinstance(items, str | bytes) or not isinstance(items, Iterable):
+        raise TypeError(f"expected an iterable of {what} (a list, say), got {items!r:.80}")
+    return list(items)
 
 
 def check_concurrency(value: object) -> int:

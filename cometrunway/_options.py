@@ -3,8 +3,10 @@ the option and says what to give instead."""
 
 from __future__ import annotations
 
+import os
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from .journal import Journal
 from .policies import PollPolicy, RetryPolicy
 
 __all__ = ["DEFAULT_BASE_URL", "MIN_CALLBACK_TOKEN_LENGTH", "check_options", "with_token"]
@@ -24,8 +26,16 @@ def check_options(
     poll: object,
     transport: object,
     session: object,
+    journal: object = None,
 ) -> None:
     """Raise ``ValueError``/``TypeError`` naming the first bad option."""
+    # Checked here, not when the journal opens: a wrong kind of object is a bug to hear of
+    # at once, not on entering ``async with``.
+    if journal is not None and not isinstance(journal, str | os.PathLike | Journal):
+        raise TypeError(
+            "journal must be a file path (str or os.PathLike), a postgresql:// URL or a "
+            f"Journal, got {type(journal).__name__} {journal!r:.60}"
+        )
     if not isinstance(api_key, str) or not api_key.strip():
         raise ValueError(
             "api_key must be your CometAPI key (a non-empty string); "

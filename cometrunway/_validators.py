@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -21,14 +21,24 @@ RUNWAY_SEED_MAX = 4_294_967_295
 _RATIO = re.compile(r"^[1-9][0-9]*(\.[0-9]+)?:[1-9][0-9]*(\.[0-9]+)?$")
 
 
+#: A value shown in an error is cut here: a 400-digit number or a whole file helps nobody.
+_SHOWN_CHARS = 80
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 1] + "…"
+
+
 def _fail(cls_name: str, name: str, allowed: str, value: object) -> ValueError:
-    return ValueError(f"{cls_name}.{name} must be {allowed}, got {value!r}")
+    return ValueError(f"{cls_name}.{name} must be {allowed}, got {_shown(value)}")
 
 
 def _non_empty_text(max_len: int | None = None) -> Any:
     def check(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if not isinstance(value, str) or not value.strip():
             raise _fail(type(inst).__name__, attribute.name, "a non-empty string", value)
+        _check_encodable(f"{type(inst).__name__}.{attribute.name}", value)
         if max_len is not None and len(value) > max_len:
             raise ValueError(
                 f"{type(inst).__name__}.{attribute.name} must be at most {max_len} characters, "
@@ -36,6 +46,18 @@ def _non_empty_text(max_len: int | None = None) -> Any:
             )
 
     return check
+
+
+def _check_encodable(where: str, value: str) -> None:
+    """Text goes on the wire as UTF-8: a lone surrogate (``"\\ud800"``, from a bad escape
+    or a broken decode) has no UTF-8 form and would fail mid-send."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{where} holds a lone surrogate (U+{ord(value[exc.start]):04X}) at position "
+            f"{exc.start}, which is not text: fix the string's escapes or its decoding"
+        ) from None
 
 
 def _optional(check: Any) -> Any:
@@ -64,6 +86,8 @@ def _uri(schemes: tuple[str, ...]) -> Any:
         if not ok:
             shown = " or ".join(f"'{s}…'" for s in schemes)
             raise _fail(type(inst).__name__, attribute.name, f"a URL starting with {shown}", value)
+        assert isinstance(value, str)
+        _check_encodable(f"{type(inst).__name__}.{attribute.name}", value)
 
     return check
 
@@ -103,7 +127,10 @@ def _number(lo: float | None = None, hi: float | None = None) -> Any:
     def check(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
         ok = False
         if isinstance(value, int | float) and not isinstance(value, bool):
-            number = float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # an int past float's range: not a number the wire takes
+                number = math.inf
             ok = math.isfinite(number) and (lo is None or number >= lo)
             ok = ok and (hi is None or number <= hi)
         if not ok:
@@ -157,10 +184,45 @@ def _freeze_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
         return _NO_EXTRA  # the usual case: one shared empty mapping, read-only
     if not isinstance(value, Mapping):
         raise TypeError(f"extra must be a mapping of wire field names to values, got {value!r}")
-    for key in value:
+    for key, item in value.items():
         if not isinstance(key, str):
             raise TypeError(f"extra keys must be wire field names (str), got {key!r}")
+        _check_json(f"extra[{key!r}]", item)
     return _ReadOnlyMapping(value)
+
+
+#: Deeper than any wire body nests: a deeper ``extra`` is a mistake (or a cycle).
+_MAX_EXTRA_DEPTH = 32
+
+
+def _check_json(where: str, value: object, depth: int = 0) -> None:
+    """``value`` goes on the wire as JSON: only JSON's types, finite numbers, real text."""
+    if depth > _MAX_EXTRA_DEPTH:
+        raise ValueError(f"{where} nests deeper than {_MAX_EXTRA_DEPTH} levels (a cycle?)")
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        _check_encodable(where, value)
+    elif isinstance(value, int):
+        return
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(
+                f"{where} must be a finite number, got {value!r}: JSON has no NaN or Infinity"
+            )
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{where} keys must be strings, got {key!r}")
+            _check_json(f"{where}[{key!r}]", item, depth + 1)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check_json(f"{where}[{index}]", item, depth + 1)
+    else:
+        raise TypeError(
+            f"{where} must be a JSON value (str, int, float, bool, None, list or dict), "
+            f"got {type(value).__name__} {_shown(value)}"
+        )
 
 
 def _instance_of(kind: type, label: str) -> Any:
@@ -191,4 +253,6 @@ def _to_tuple(value: Any) -> tuple[Any, ...]:
         return ()
     if isinstance(value, str | bytes | Mapping) or attrs.has(type(value)):
         return (value,)  # one item given where a sequence belongs
+    if not isinstance(value, Iterable):
+        return (value,)  # not a sequence at all: the field's validator names what it takes
     return tuple(value)

@@ -34,7 +34,7 @@ import aiohttp
 from attrs import frozen
 
 from . import _reconcile
-from ._batching import as_completed, attempt_each, check_concurrency
+from ._batching import as_completed, attempt_each, check_concurrency, listed
 from ._keyguard import KeyGuard
 from ._observer import TaskObserver
 from ._options import DEFAULT_BASE_URL, check_options, with_token
@@ -144,6 +144,7 @@ class Client:
             poll=poll,
             transport=transport,
             session=session,
+            journal=journal,
         )
         self._api_key = api_key.strip()
         self._callback_token = callback_token or secrets.token_urlsafe(_CALLBACK_TOKEN_BYTES)
@@ -375,7 +376,7 @@ class Client:
         task already created tracked (and journaled).
         """
         check_concurrency(max_concurrency)
-        items = list(requests)
+        items = listed(requests, "request models such as TextToVideo")
         for name, seq in (("keys", keys), ("labels", labels)):
             if seq is not None and len(seq) != len(items):
                 raise ValueError(f"{name} must have one entry per request ({len(items)})")
