@@ -34,6 +34,8 @@ from typing import Any, Protocol
 from aiohttp import web
 from attrs import frozen
 
+from ._access_log import RedactingAccessLogger
+
 __all__ = [
     "DEFAULT_CALLBACK_PATH",
     "DEFAULT_MAX_BODY_BYTES",
@@ -42,6 +44,7 @@ __all__ = [
     "CallbackReceiver",
     "CallbackVerdict",
     "ReceiverStatistics",
+    "RedactingAccessLogger",
     "aiohttp_app",
     "aiohttp_handler",
     "starlette_endpoint",
@@ -331,9 +334,11 @@ def aiohttp_app(
 ) -> web.Application:
     """An aiohttp application that receives callbacks on ``POST path``.
 
-    Run it on its own (``web.AppRunner``) or mount it in yours with ``add_subapp``. The
-    receiver is ``app[RECEIVER_KEY]`` (for ``statistics()``). The client's ``callback_url``
-    must point at this path; it carries the token the receiver checks.
+    Run it on its own (``web.AppRunner(app, access_log_class=RedactingAccessLogger)``: the
+    default access log would write the callback token) or mount it in yours with
+    ``add_subapp``. The receiver is ``app[RECEIVER_KEY]`` (for ``statistics()``). The
+    client's ``callback_url`` must point at this path; it carries the token the receiver
+    checks.
     """
     if not path.startswith("/"):
         raise ValueError(f"path must start with '/', got {path!r}")

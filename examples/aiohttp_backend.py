@@ -42,7 +42,12 @@ from cometrunway import (
     TextToVideo,
 )
 from cometrunway.testing import FakeCometAPI, Lifecycle
-from cometrunway.webhooks import RECEIVER_KEY, CallbackReceiver, aiohttp_handler
+from cometrunway.webhooks import (
+    RECEIVER_KEY,
+    CallbackReceiver,
+    RedactingAccessLogger,
+    aiohttp_handler,
+)
 
 CALLBACK_PATH = "/runway/callback"
 CLIENT_KEY = web.AppKey("cometrunway_client", Client)
@@ -137,7 +142,7 @@ async def demo() -> None:
         )
 
     app = create_app(client)
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, access_log_class=RedactingAccessLogger)
     await runner.setup()  # opens the client
     try:
         await web.SockSite(runner, sock).start()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import logging
 import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -463,3 +464,37 @@ def test_forgeries_warn_at_most_once_a_minute(caplog: pytest.LogCaptureFixture) 
             receiver.handle(f3("t-1"), {"token": "forged"}, {})
     assert len(caplog.records) == 1
     assert "s3cret" not in caplog.text and "forged" not in caplog.text
+
+
+async def test_the_access_log_never_writes_the_callback_token(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import aiohttp
+    from aiohttp import web
+
+    from cometrunway.webhooks import RedactingAccessLogger
+
+    secret = "tok-0123456789abcdefghijkl"
+
+    class Woken:
+        callback_token = secret
+
+        def wake(self, task_id: str) -> bool:
+            return True
+
+    caplog.set_level(logging.INFO, logger="aiohttp.access")
+    runner = web.AppRunner(aiohttp_app(Woken()), access_log_class=RedactingAccessLogger)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with aiohttp.ClientSession() as http:
+            url = f"http://127.0.0.1:{port}/runway/callback?token={secret}"
+            async with http.post(url, json={"task_id": "t-1", "status": "SUCCEEDED"}) as answer:
+                assert answer.status == 200
+    finally:
+        await runner.cleanup()
+    lines = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
+    assert any("/runway/callback?token=***" in line for line in lines), lines
+    assert all(secret not in line for line in lines)
