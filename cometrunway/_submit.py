@@ -227,7 +227,9 @@ class Submitter:
                     # its id (never lose a task id), and the client keeps running.
                     log.exception("created task %s but could not journal it", task_id)
                     if not outcome.done():
-                        outcome.set_exception(UnjournaledTask(task_id, key, exc))
+                        unjournaled = UnjournaledTask(task_id, key, exc)
+                        unjournaled.__cause__ = exc
+                        outcome.set_exception(unjournaled)
                     return
             log.info("created task %s (%s)", task_id, type(request).__name__)
             handle = self._follow(task_id, request.poll_route, submitted_at)

@@ -255,7 +255,7 @@ class UnjournaledTask(JournalError):
 
     The task exists and may cost money: ``task_id`` is its id (follow it with
     ``client.track(task_id)``), ``key`` the journal key whose row still says "sending",
-    and ``__cause__`` the journal's own error.
+    and ``__cause__`` the journal's own error (set by the client where it is raised).
     """
 
     def __init__(self, task_id: str, key: str, cause: JournalError) -> None:
@@ -265,7 +265,6 @@ class UnjournaledTask(JournalError):
         )
         self.task_id = task_id
         self.key = key
-        self.__cause__ = cause
 
 
 class JournalKeyConflict(JournalError):
