@@ -225,7 +225,8 @@ class Submitter:
                 except JournalError as exc:
                     # The task exists and the journal cannot say so: the caller must hear
                     # its id (never lose a task id), and the client keeps running.
-                    log.exception("created task %s but could not journal it", task_id)
+                    # No traceback: the caller gets the error with its cause attached.
+                    log.error("created task %s but could not journal it: %s", task_id, exc)
                     if not outcome.done():
                         unjournaled = UnjournaledTask(task_id, key, exc)
                         unjournaled.__cause__ = exc

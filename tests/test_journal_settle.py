@@ -242,3 +242,36 @@ async def test_an_id_the_journal_cannot_record_is_still_reported(tmp_path: Path)
         # The client keeps running: the next submit is journaled as usual.
         handle = await c.submit(TextToVideo("a blue whale"))
         assert (await handle).task_id == handle.task_id
+
+
+def test_cli_keeps_an_id_the_journal_cannot_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    refusals = [1]
+    original = SQLiteJournal.mark_submitted
+
+    async def full_disk_once(
+        self: SQLiteJournal, key: str, task_id: str, *, wait: bool = True
+    ) -> None:
+        if refusals[0]:
+            refusals[0] -= 1
+            raise JournalError("journal j.sqlite: disk full: free some space")
+        await original(self, key, task_id, wait=wait)
+
+    monkeypatch.setattr(SQLiteJournal, "mark_submitted", full_disk_once)
+    batch = tmp_path / "prompts.txt"
+    batch.write_text("a red fox\na blue whale\na green owl\n")
+    results = tmp_path / "results.jsonl"
+    code = main(
+        ["batch", str(batch), "--fake", "--journal", str(tmp_path / "j.sqlite"), "--plain",
+         "--concurrency", "1", "--out", str(results)]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 3
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    created = [row for row in rows if row.get("task_id")]
+    assert len(created) == 1  # no further requests after the journal failed
+    task_id = created[0]["task_id"]
+    assert f"cometrunway wait {task_id}" in err
+    assert "disk full" in err
+    assert "Traceback" not in err

@@ -26,6 +26,7 @@ from ..errors import (
     JournalError,
     TaskFailed,
     TaskNotFound,
+    UnjournaledTask,
 )
 from ..events import Event, Submitted
 from ..handles import TaskHandle
@@ -276,6 +277,13 @@ class Run:
         except AmbiguousSubmitError as exc:
             job.key = exc.key or job.key
             job.update(status="AMBIGUOUS", error=str(exc))
+        except UnjournaledTask as exc:
+            # Created, but the journal (full disk?) could not record it: the id goes into the
+            # results and is followed; no more creates, since the journal cannot keep its
+            # promise not to pay twice.
+            job.handle = client.track(exc.task_id, route=job.request.poll_route)
+            job.update(task_id=exc.task_id, status=job.handle.status.value, error=str(exc))
+            self.fatal = exc
         except JournalError:
             raise  # without a journal we cannot promise not to pay twice: stop
         except CometRunwayError as exc:

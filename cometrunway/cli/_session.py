@@ -34,6 +34,7 @@ from ..errors import (
     JournalError,
     TaskNotFound,
     TransportError,
+    UnjournaledTask,
 )
 from ..events import Event
 from ..models import PollRoute, Task
@@ -344,6 +345,13 @@ def classify(exc: BaseException, base: str | None = None) -> CliError:
         # The aiohttp error says what went wrong without repeating the URL.
         reason = exc.__cause__ or exc
         return CliError(f"cannot reach{at or ' the API'} ({reason}); {_WHERE}", ExitCode.CONFIG)
+    if isinstance(exc, UnjournaledTask):
+        return CliError(
+            f"the journal could not record task {exc.task_id} ({exc.__cause__ or exc}); the "
+            f"task was created and its id is in the results; follow it with: "
+            f"cometrunway wait {exc.task_id}. No further requests were sent.",
+            ExitCode.CONFIG,
+        )
     if isinstance(exc, JournalError):
         return CliError(str(exc), ExitCode.CONFIG)
     if isinstance(exc, AmbiguousSubmitError):
