@@ -226,7 +226,7 @@ class Submitter:
                     # The task exists and the journal cannot say so: the caller must hear
                     # its id (never lose a task id), and the client keeps running.
                     # No traceback: the caller gets the error with its cause attached.
-                    log.error("created task %s but could not journal it: %s", task_id, exc)
+                    log.error("created task %s but could not journal it: %s", task_id, exc)  # noqa: TRY400
                     if not outcome.done():
                         unjournaled = UnjournaledTask(task_id, key, exc)
                         unjournaled.__cause__ = exc
