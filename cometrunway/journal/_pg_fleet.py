@@ -53,8 +53,10 @@ class PostgresFleet(PostgresBase):
     async def renew_polls(
         self, task_ids: Iterable[str], *, lease_seconds: float = DEFAULT_LEASE_SECONDS
     ) -> set[str]:
-        """Extend this instance's leases; returns the task ids still held (stop polling the
-        others: their lease expired and another worker may have them, or they finished)."""
+        """Lease these tasks to this instance: its own leases are extended, free or expired
+        ones taken. Returns the task ids it holds now; stop polling the others (another
+        worker holds them, or they finished). A worker calls it for the tasks it submits,
+        then every third of ``lease_seconds`` or so while it polls them."""
         _check_lease(1, lease_seconds)
         params = {"task_ids": list(task_ids), "owner": self.instance_id, "lease": lease_seconds}
         return {row[0] for row in await self._fetch(q.RENEW_POLLS, params)}

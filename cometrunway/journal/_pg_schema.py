@@ -165,10 +165,12 @@ SET lease_owner = %(owner)s,
 FROM picked WHERE e.seq = picked.seq
 RETURNING {", ".join(f"e.{c.strip()}" for c in COLUMNS.split(","))}
 """
+# Renews this worker's leases and takes free (or expired) ones on the tasks named.
 RENEW_POLLS: Final = (
-    "UPDATE cometrunway_entries SET lease_until = clock_timestamp() + "
-    "make_interval(secs => %(lease)s) WHERE task_id = ANY(%(task_ids)s) "
-    "AND lease_owner = %(owner)s AND state = 'submitted' RETURNING task_id"
+    "UPDATE cometrunway_entries SET lease_owner = %(owner)s, lease_until = clock_timestamp() + "
+    "make_interval(secs => %(lease)s) WHERE task_id = ANY(%(task_ids)s) AND state = 'submitted' "
+    "AND (lease_owner = %(owner)s OR lease_until IS NULL OR lease_until < clock_timestamp()) "
+    "RETURNING task_id"
 )
 RELEASE_POLLS: Final = (
     "UPDATE cometrunway_entries SET lease_owner = NULL, lease_until = NULL "
