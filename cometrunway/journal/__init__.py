@@ -22,8 +22,10 @@ suite (``tests/journal_conformance.py``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import AsyncIterator
 from typing import Final
 
 from ..errors import JournalError
@@ -39,6 +41,7 @@ from ._transitions import TRANSITIONS, Action, Transition
 __all__ = [
     "APPLICATION_ID",
     "POLL_ROUTES",
+    "POSTGRES_SCHEMES",
     "SCHEMA_VERSION",
     "TRANSITIONS",
     "Action",
@@ -55,6 +58,7 @@ __all__ = [
     "Transition",
     "find_conflicts",
     "open_journal",
+    "opened_journal",
     "settle_all",
     "settle_journal",
 ]
@@ -87,3 +91,14 @@ def open_journal(spec: str | os.PathLike[str] | Journal) -> Journal:
     raise TypeError(
         f"journal must be a path, a postgresql:// URL or a Journal, got {type(spec).__name__}"
     )
+
+
+@contextlib.asynccontextmanager
+async def opened_journal(spec: str | os.PathLike[str] | Journal) -> AsyncIterator[Journal]:
+    """:func:`open_journal`, opened for the ``async with`` block and closed after it."""
+    journal = open_journal(spec)
+    await journal.open()
+    try:
+        yield journal
+    finally:
+        await journal.close()
