@@ -67,6 +67,7 @@ class PostgresBase:
         self._sql = Statements(self._where, self.instance_id, clock)
         self._pg: Any = None
         self._pool: psycopg_pool.AsyncConnectionPool[Any] | None = None
+        self._unsynced_pool: psycopg_pool.AsyncConnectionPool[Any] | None = None
         self._news: Announcements | None = None
 
     def __repr__(self) -> str:
@@ -94,35 +95,43 @@ class PostgresBase:
             )
         except psycopg_mod.Error as exc:
             raise JournalError(f"journal {self._where}: cannot connect: {exc}") from exc
+        pools: list[psycopg_pool.AsyncConnectionPool[Any]] = []
         try:
             await self._migrate(session)
-            pool: psycopg_pool.AsyncConnectionPool[Any] = pool_mod.AsyncConnectionPool(
-                self._url,
-                min_size=1,
-                max_size=self._max,
-                open=False,
-                kwargs={"autocommit": True},
-                timeout=self._connect_timeout,
-            )
-            await pool.open(wait=True, timeout=self._connect_timeout)
+            # Statuses go through connections that do not wait for the disk flush (see
+            # record_status); claims and task ids through ones that do.
+            for extra in ({}, {"options": "-c synchronous_commit=off"}):
+                pool = pool_mod.AsyncConnectionPool(
+                    self._url,
+                    min_size=1,
+                    max_size=self._max,
+                    open=False,
+                    kwargs={"autocommit": True, **extra},
+                    timeout=self._connect_timeout,
+                )
+                pools.append(pool)
+                await pool.open(wait=True, timeout=self._connect_timeout)
             news = Announcements(session)
             await news.start()
-        except psycopg_mod.Error as exc:
+        except BaseException as exc:
+            for pool in pools:
+                await pool.close()
             await session.close()
-            raise JournalError(f"journal {self._where}: cannot open: {exc}") from exc
-        except BaseException:
-            await session.close()
+            if isinstance(exc, psycopg_mod.Error):
+                raise JournalError(f"journal {self._where}: cannot open: {exc}") from exc
             raise
-        self._pool, self._news = pool, news
+        self._pool, self._unsynced_pool = pools
+        self._news = news
 
     async def close(self) -> None:
-        pool, news = self._pool, self._news
-        self._pool = self._news = None
+        pools, news = (self._pool, self._unsynced_pool), self._news
+        self._pool = self._unsynced_pool = self._news = None
         if news is not None:
             await news.stop()
             await news.conn.close()
-        if pool is not None:
-            await pool.close()
+        for pool in pools:
+            if pool is not None:
+                await pool.close()
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -173,6 +182,17 @@ class PostgresBase:
                 return await cur.fetchall() if cur.description is not None else []
         except self._pg.errors.UniqueViolation as exc:
             raise Duplicate(str(exc)) from exc
+        except self._pg.Error as exc:
+            raise JournalError(f"journal {self._where}: {exc}") from exc
+
+    async def _fetch_unsynced(self, sql: str, params: dict[str, Any]) -> None:
+        """Run one statement on a connection that does not wait for the disk flush."""
+        pool = self._unsynced_pool
+        if pool is None:
+            raise JournalError(f"journal {self._where} is not open")
+        try:
+            async with pool.connection() as conn:
+                await conn.execute(sql.encode(), params)
         except self._pg.Error as exc:
             raise JournalError(f"journal {self._where}: {exc}") from exc
 

@@ -41,7 +41,8 @@ class PostgresJournal(PostgresFleet):
     """The journal in a PostgreSQL database (see the module docstring).
 
     ``url`` is a libpq URL (``postgresql://user:password@host:5432/dbname``); its password
-    never appears in messages or the repr. ``max_connections`` bounds this instance's pool.
+    never appears in messages or the repr. ``max_connections`` bounds each of this
+    instance's two pools (flushed writes; statuses), plus one session connection.
     ``clock`` gives row timestamps (unix seconds); lease expiry uses the server's clock.
     Use it as ``async with PostgresJournal(url) as journal:`` or ``open()`` / ``close()``.
     """
@@ -236,8 +237,11 @@ class PostgresJournal(PostgresFleet):
     ) -> None:
         """Record a task's latest status (same rules as SQLite's), announced to every worker.
 
-        Committed when this returns. An unknown task id is ignored; a DONE row takes only
-        another terminal report; identical repeats write and announce nothing.
+        Committed when this returns, without waiting for the server's disk flush
+        (``synchronous_commit = off`` for this transaction, like SQLite's NORMAL): should the
+        server lose it in a crash, the row is SUBMITTED again and the next poll repeats it;
+        task ids and claims are always flushed. An unknown task id is ignored; a DONE row
+        takes only another terminal report; identical repeats write and announce nothing.
         """
         params = Statements.status_params(
             task_id,
@@ -249,7 +253,7 @@ class PostgresJournal(PostgresFleet):
             terminal=terminal,
         )
         params["now"] = self._clock()
-        await self._fetch(q.RECORD_STATUS, params)
+        await self._fetch_unsynced(q.RECORD_STATUS, params)
 
     async def track(
         self, task_id: str, *, poll_route: str, label: str | None = None
