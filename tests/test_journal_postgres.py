@@ -84,6 +84,9 @@ def test_the_password_never_shows() -> None:
     journal = PostgresJournal(url)
     assert "s3cret" not in repr(journal)
     assert redact(url) == "postgresql://runs:***@db.example:5432/jobs"
+    assert redact("postgresql://h/db?sslmode=require&password=s3cret") == (
+        "postgresql://h/db?sslmode=require&password=***"
+    )
 
 
 async def test_an_unreachable_server_is_a_journal_error_without_the_password() -> None:

@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKER = ROOT / "tests" / "pg_worker.py"
 # Long enough that the fleet overlaps and a kill lands while tasks are running.
 TASK_SECONDS = "1.0"
-PROCESS_TIMEOUT_SECONDS = 120
+# Generous: a loaded CI machine runs 4 workers, a fake and a server on 2 cores.
+PROCESS_TIMEOUT_SECONDS = 300
 PROMPTS = 24
 PER_WORKER = 12
 
@@ -58,6 +59,17 @@ def fake_tasks(base_url: str) -> list[dict[str, Any]]:
     return tasks
 
 
+@pytest.fixture
+def started() -> Iterator[list[subprocess.Popen[str]]]:
+    """Worker processes a test starts; any still running at its end are killed and reaped."""
+    workers: list[subprocess.Popen[str]] = []
+    yield workers
+    for worker in workers:
+        if worker.poll() is None:
+            worker.kill()
+        worker.communicate()
+
+
 def start(db: str, base_url: str, prompts: list[str], *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, str(WORKER), db, base_url, *prompts, *extra],
@@ -80,7 +92,7 @@ async def journal_rows(db: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("workers", [2, 4])
 async def test_a_batch_split_across_workers_with_duplicates_creates_each_prompt_once(
-    postgres_url: str, fake_url: str, workers: int
+    postgres_url: str, fake_url: str, workers: int, started: list[subprocess.Popen[str]]
 ) -> None:
     prompts = [f"fleet prompt {i}" for i in range(PROMPTS)]
     # Overlapping slices: every prompt goes to two workers (or more), in different orders.
@@ -91,6 +103,7 @@ async def test_a_batch_split_across_workers_with_duplicates_creates_each_prompt_
     ]
     assert set().union(*map(set, shares)) == set(prompts)
     fleet = [start(postgres_url, fake_url, share) for share in shares]
+    started.extend(fleet)
     results = [finish(w) for w in fleet]
     assert [code for code, _, _ in results] == [0] * workers, [err for *_, err in results]
 
@@ -109,16 +122,18 @@ async def test_a_batch_split_across_workers_with_duplicates_creates_each_prompt_
 
 
 async def test_a_killed_workers_tasks_are_finished_by_the_others(
-    postgres_url: str, fake_url: str
+    postgres_url: str, fake_url: str, started: list[subprocess.Popen[str]]
 ) -> None:
     doomed_prompts = [f"doomed prompt {i}" for i in range(PER_WORKER)]
     doomed = start(postgres_url, fake_url, doomed_prompts, "--kill-after", "4")
+    started.append(doomed)
     code, _, _ = finish(doomed)
     assert code == -signal.SIGKILL
     survivors = [
         start(postgres_url, fake_url, [f"survivor {w} prompt {i}" for i in range(4)])
         for w in range(2)
     ]
+    started.extend(survivors)
     results = [finish(w) for w in survivors]
     assert [c for c, _, _ in results] == [0, 0], [err for *_, err in results]
 

@@ -13,6 +13,7 @@ which is how a worker learns what another one did (see :mod:`._pg_notify`).
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from typing import Final
 
@@ -188,8 +189,11 @@ def redact(url: str) -> str:
         parts = urllib.parse.urlsplit(url)
     except ValueError:
         return "postgresql://<unparsable URL>"
+    # A password may also come as a query parameter (libpq accepts ?password=...).
+    query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2***", parts.query)
+    parts = parts._replace(query=query)
     if parts.password is None:
-        return url
+        return urllib.parse.urlunsplit(parts)
     host = parts.hostname or ""
     if parts.port is not None:
         host = f"{host}:{parts.port}"
