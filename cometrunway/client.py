@@ -103,6 +103,15 @@ def request_key(request: HTTPRequest) -> tuple[str, str]:
     return f"sha256:{digest[:40]}", canonical
 
 
+def _unjournaled(task_id: str, key: str, cause: JournalError) -> JournalError:
+    error = JournalError(
+        f"task {task_id} was created (journal key {key!r}) but the journal could not record "
+        f"it: {cause}; follow it with client.track({task_id!r})"
+    )
+    error.__cause__ = cause
+    return error
+
+
 def _retrieve(future: asyncio.Future[Any]) -> None:
     # Waiters may be gone; the submitter re-raises the error itself.
     if not future.cancelled():
@@ -543,7 +552,15 @@ class Client:
             if journal is not None and key is not None:
                 # Durable before visible: the id is on disk before any handle is handed out;
                 # concurrent creates share one commit (group commit on the journal thread).
-                await journal.mark_submitted(key, task_id)
+                try:
+                    await journal.mark_submitted(key, task_id)
+                except JournalError as exc:
+                    # The task exists and the journal cannot say so: the caller must hear
+                    # its id (never lose a task id), and the client keeps running.
+                    log.exception("created task %s but could not journal it", task_id)
+                    if not outcome.done():
+                        outcome.set_exception(_unjournaled(task_id, key, exc))
+                    return
             log.info("created task %s (%s)", task_id, type(request).__name__)
             handle = self._follow(task_id, request.poll_route, submitted_at=submitted_at)
             if self._events.active:

@@ -8,6 +8,7 @@ id, and the fake server must have created each prompt once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -76,7 +77,7 @@ def test_sigkill_right_after_submit_keeps_every_returned_id(
     printed = json.loads(run.stdout.strip().splitlines()[-1])
     returned = set(printed["returned"])
     assert returned
-    with sqlite3.connect(journal) as conn:
+    with contextlib.closing(sqlite3.connect(journal)) as conn:
         rows = dict(conn.execute("SELECT task_id, state FROM entries WHERE task_id IS NOT NULL"))
     missing = returned - set(rows)
     assert not missing, f"seed {seed}: ids handed out but not in the journal: {missing}"

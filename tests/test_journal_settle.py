@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,12 +20,24 @@ from cometrunway.cli import main
 from cometrunway.cli._common import CliError
 from cometrunway.cli._inputs import read_batch
 from cometrunway.cli._jobs import jobs_from_items
-from cometrunway.errors import JournalKeyConflict
+from cometrunway.errors import JournalError, JournalKeyConflict
 from cometrunway.journal import EntryState, JournalEntry, SQLiteJournal
 from cometrunway.testing import FakeCometAPI
 
 USAGE = 2
 PATH = "/runway/pro/generate"
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """``main()`` installs the CLI's log handler on the package logger: take it off again,
+    so no later test logs into a closed captured stream."""
+    logger = logging.getLogger("cometrunway")
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+    logger.propagate = propagate
 
 
 async def make_rows(journal: Path, *, ambiguous: list[str], submitted: dict[str, str]) -> None:
@@ -203,3 +217,28 @@ def test_cli_settle_one_key_still_works(tmp_path: Path, capsys: pytest.CaptureFi
     assert settle(journal, "beta") == USAGE
     assert settle(journal, "beta", "--all", "--resubmit") == USAGE
     assert rows(journal)["beta"].state is EntryState.AMBIGUOUS
+
+
+class RefusingIds(SQLiteJournal):
+    """A journal whose disk fills just as the first task id is to be recorded."""
+
+    refusals = 1
+
+    async def mark_submitted(self, key: str, task_id: str, *, wait: bool = True) -> None:
+        if self.refusals:
+            self.refusals -= 1
+            raise JournalError("journal j.sqlite: disk full: free some space")
+        await super().mark_submitted(key, task_id, wait=wait)
+
+
+async def test_an_id_the_journal_cannot_record_is_still_reported(tmp_path: Path) -> None:
+    journal = RefusingIds(tmp_path / "j.sqlite")
+    async with FakeCometAPI() as fake, client_for(fake, journal=journal) as c:
+        with pytest.raises(JournalError, match=r"task \S+ was created .*disk full") as info:
+            await c.submit(TextToVideo("a red fox"))
+        created = fake.created_count()
+        assert created == 1
+        assert "client.track(" in str(info.value)
+        # The client keeps running: the next submit is journaled as usual.
+        handle = await c.submit(TextToVideo("a blue whale"))
+        assert (await handle).task_id == handle.task_id
