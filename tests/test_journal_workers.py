@@ -113,12 +113,14 @@ async def test_a_batch_split_across_workers_with_duplicates_creates_each_prompt_
     rows = await journal_rows(postgres_url)
     assert {t["task_id"] for t in tasks} == set(rows)  # 0 lost
     assert {e.state for e in rows.values()} == {EntryState.DONE}
-    # Each task was leased to one worker at a time: created (and leased) by one, or taken
-    # over by another once that lease lapsed (a worker too busy to renew in time).
+    # No task was leased to two workers at once: each was leased by one creator, taken over
+    # once that lease lapsed (a worker too busy to renew in time), or had finished before
+    # anyone leased it and was followed through the journal (reused).
     created = [t for _, report, _ in results if report for t in report["created"]]
     taken_over = [t for _, report, _ in results if report for t in report["taken_over"]]
+    reused = [t for _, report, _ in results if report for t in report["reused"]]
     assert len(set(created)) == len(created)
-    assert set(created) | set(taken_over) == set(rows)
+    assert set(created) | set(taken_over) | set(reused) == set(rows)
 
 
 async def test_a_killed_workers_tasks_are_finished_by_the_others(
