@@ -31,7 +31,7 @@ LINTED = ["cometrunway", "tests", "examples", "bench"]
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """The test suite on one Python (pass pytest arguments after ``--``)."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,postgres]")
     session.run("python", "-m", "pytest", "-p", "no:cacheprovider", *session.posargs)
 
 
@@ -47,7 +47,7 @@ def tests_lowest(session: nox.Session) -> None:
         "--resolution",
         "lowest-direct",
         "-e",
-        ".[test]",
+        ".[test,postgres]",
         env={"UV_PYTHON_DOWNLOADS": "never"},
     )
     session.run("uv", "pip", "list", env={"UV_PYTHON_DOWNLOADS": "never"}, silent=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from cometrunway.journal import Journal, SQLiteJournal
+from cometrunway.journal import Journal, PostgresJournal, SQLiteJournal
 
 
 class StoreFactory(Protocol):
@@ -46,10 +46,34 @@ class SQLiteStore:
         worker.thread.join()
 
 
-STORE_NAMES = ["sqlite"]
+class PostgresStore:
+    """One PostgreSQL database; a crash drops the instance's connections unannounced."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def journal(self) -> Journal:
+        return PostgresJournal(self.url, max_connections=4)
+
+    async def crash(self, journal: Journal) -> None:
+        assert isinstance(journal, PostgresJournal)
+        # A killed process writes nothing on its way out, and neither does close(); what
+        # the others see is its connections gone. Wait until the server sees that too.
+        await journal.close()
+        async with PostgresJournal(self.url) as observer:
+            await observer.wait_gone(journal.instance_id, within=CRASH_SEEN_TIMEOUT)
 
 
-def make_store(name: str, folder: Path) -> StoreFactory:
+# How long the server may take to notice a closed connection (it is usually at once).
+CRASH_SEEN_TIMEOUT = 10.0
+
+STORE_NAMES = ["sqlite", "postgres"]
+
+
+def make_store(name: str, folder: Path, postgres_url: str | None = None) -> StoreFactory:
     if name == "sqlite":
         return SQLiteStore(folder)
+    if name == "postgres":
+        assert postgres_url is not None, "the postgres store needs a database URL"
+        return PostgresStore(postgres_url)
     raise ValueError(f"unknown journal store {name!r}; known: {', '.join(STORE_NAMES)}")

@@ -25,6 +25,7 @@ from cometrunway.journal import (
     EntryState,
     Journal,
     JournalEntry,
+    PostgresJournal,
     SQLiteJournal,
     open_journal,
 )
@@ -928,9 +929,10 @@ def test_open_journal_passes_a_journal_through(path: Path) -> None:
 
 
 @pytest.mark.parametrize("url", ["postgresql://u@db/runs", "postgres://db/runs"])
-def test_open_journal_postgresql_is_not_installed(url: str) -> None:
-    with pytest.raises(JournalError, match="PostgreSQL journals need the optional server-backed"):
-        open_journal(url)
+def test_open_journal_postgresql_selects_the_postgres_store(url: str) -> None:
+    j = open_journal(url)
+    assert isinstance(j, PostgresJournal) and isinstance(j, Journal)
+    assert not j.is_open  # nothing connects before open()
 
 
 def test_open_journal_rejects_other_urls() -> None:

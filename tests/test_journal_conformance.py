@@ -37,7 +37,8 @@ CLAIMS = 40
 
 @pytest.fixture(params=STORE_NAMES)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
-    return make_store(request.param, tmp_path)
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    return make_store(request.param, tmp_path, url)
 
 
 @pytest.fixture

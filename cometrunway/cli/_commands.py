@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AuthenticationError, EndpointError, TaskNotFound, TransportError
-from ..journal import EntryState, JournalEntry
+from ..journal import POSTGRES_SCHEMES, EntryState, JournalEntry
+from ..journal._pg_schema import redact
 from ..models import PollRoute
 from ._common import CliError, ExitCode, emit_json, note, say, task_json
 from ._display import make_display
@@ -102,8 +103,16 @@ def user_path(value: str | None) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
+def is_journal_url(value: str) -> bool:
+    """A ``postgresql://`` (or ``postgres://``) journal, not a file path."""
+    return value.partition("://")[0].lower() in POSTGRES_SCHEMES
+
+
 def existing_journal(value: str) -> str:
-    """A journal that must exist already (a new empty one would hide a wrong path)."""
+    """A journal that must exist already (a new empty one would hide a wrong path); a
+    ``postgresql://`` URL is passed on as is (the server says whether it exists)."""
+    if is_journal_url(value):
+        return value
     path = Path(value).expanduser()
     if not path.is_file():
         raise CliError(
@@ -119,6 +128,8 @@ def existing_journal(value: str) -> str:
 
 def _journal_for(args: argparse.Namespace, source: Path, temp: str | None) -> str:
     if args.journal:
+        if is_journal_url(args.journal):
+            return str(args.journal)
         return str(Path(args.journal).expanduser())
     if temp is not None:
         # The embedded fake forgets its tasks when it stops: a journal next to the input
@@ -149,7 +160,7 @@ async def cmd_batch(args: argparse.Namespace, interrupt: Interrupt) -> int:
         if args.fake and not args.journal:
             temp = stack.enter_context(tempfile.TemporaryDirectory(prefix="cometrunway-demo-"))
         journal = _journal_for(args, source, temp)
-        shown_journal = "(temporary)" if temp else journal
+        shown_journal = "(temporary)" if temp else redact(journal)
         display = make_display(
             json_mode=args.json,
             plain=args.plain,

@@ -23,8 +23,8 @@ from ..journal import (
     Filing,
     Journal,
     JournalEntry,
-    SQLiteJournal,
     find_conflicts,
+    opened_journal,
     settle_journal,
 )
 from ..protocol import build_submit
@@ -161,7 +161,7 @@ async def cmd_settle(args: argparse.Namespace, interrupt: Interrupt) -> int:
     journal = existing_journal(args.journal)
     task_ids = read_task_ids(args.source) if args.source else {}
     resume = _command(args, "resume", "--journal", journal)
-    async with SQLiteJournal(journal) as store:
+    async with opened_journal(journal) as store:
         if args.key is not None:
             entry = _one_row(await store.entries(), args.key, journal)
             if args.task_id:
