@@ -15,11 +15,11 @@ import attrs
 import pytest
 from support import FAST_RETRY, client_for
 
-from cometrunway import Task, TaskStatus, TextToVideo
+from cometrunway import RetryPolicy, Task, TaskStatus, TextToVideo
 from cometrunway.download import DownloadInterrupted, download_task
 from cometrunway.download.integrity import truncation_problem
 from cometrunway.download.parts import LOCKS, PART_SUFFIX
-from cometrunway.testing import FakeCometAPI
+from cometrunway.testing import FakeCometAPI, Fault
 
 MEDIA = resources.files("cometrunway.testing") / "media"
 VIDEO = (MEDIA / "video.mp4").read_bytes()
@@ -216,4 +216,23 @@ async def test_a_part_still_being_written_is_left_alone(fake: FakeCometAPI, tmp_
             assert live.exists()
     cdn = [r.headers for r in fake.requests if r.kind == "cdn"]
     assert [h.get("Range") for h in cdn] == [None]
+    assert paths[0].read_bytes() == fake.output_bytes(task.task_id, "video.mp4")
+
+
+# ---------------------------------------------------------------- the shared retry policy
+
+
+async def test_a_huge_retry_after_is_capped_by_the_retry_policy(
+    fake: FakeCometAPI, tmp_path: Path
+) -> None:
+    policy = RetryPolicy(max_tries=3, base_delay=0.001, max_delay=0.01, max_retry_after=0.01)
+    async with client_for(fake) as client:
+        task = await (await client.submit(TextToVideo("a cat")))
+        only_video = attrs.evolve(task, poster_url=None, last_frame_url=None)
+        busy = Fault.response(503, "busy", headers={"Retry-After": "999999999"})
+        fake.inject("cdn", busy)
+        # Waiting out what the server asked would never end: the policy's cap applies.
+        paths = await asyncio.wait_for(
+            download_task(client, only_video, tmp_path, retry=policy), timeout=30
+        )
     assert paths[0].read_bytes() == fake.output_bytes(task.task_id, "video.mp4")
