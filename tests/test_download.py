@@ -314,7 +314,8 @@ async def test_hostile_task_ids_stay_inside_dest(fake: FakeCometAPI, tmp_path: P
             last_frame_url=None,
         )
         paths = await client.download(evil, dest)
-    assert [p.name for p in paths] == ["escaped.mp4"]
+    assert len(paths) == 1
+    assert re.fullmatch(r"escaped-[0-9a-f]{12}\.mp4", paths[0].name)
     assert paths[0].parent == dest.resolve()
     assert paths[0].read_bytes() == fake.output_bytes(task.task_id, "video.mp4")
     assert contents(tmp_path) == ["inside"]

@@ -24,7 +24,7 @@ Commands (global options go before or after the command)::
     cometrunway report JOURNAL [-o report.html] [--downloads DIR]
 
     global: --fake [--fake-speed X] | --base-url URL, --api-key-file FILE,
-            --poll-interval SECONDS, --json, --plain, -v/--verbose
+            --poll-interval SECONDS, --json, --plain, -q/--quiet, -v/--verbose
 
 ``batch`` checks every line of FILE before sending anything (see ``_inputs`` for the three
 file shapes), files each request in a journal (``<FILE>.journal.sqlite`` by default) before
@@ -33,7 +33,7 @@ already created instead of creating them again (and downloads nothing already sa
 ``--fake`` runs everything against an in-process fake of CometAPI, with no key and no
 network::
 
-    cometrunway batch examples/prompts.txt --fake --download out/
+    printf 'a red fox\\na calm lake\\n' | cometrunway batch - --fake --download out/
 
 Exit codes (``--help`` shows the same table)::
 
@@ -91,7 +91,7 @@ environment:
   COMETRUNWAY_LOG      debug | info | warning: log the cometrunway logger to stderr
 
 try it offline, no key needed:
-  cometrunway batch examples/prompts.txt --fake --download out/
+  printf 'a red fox\\na calm lake\\n' | cometrunway batch - --fake --download out/
 """
 )
 
@@ -145,6 +145,13 @@ def _global_options(parser: argparse.ArgumentParser, *, on_command: bool) -> Non
         action="store_true",
         default=default(False),
         help="plain log lines even on a terminal (no live view)",
+    )
+    out.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=default(False),
+        help="no live view, progress or summary; errors and a line if something failed",
     )
     out.add_argument(
         "-v",
@@ -403,6 +410,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
+    from ._display import set_quiet
+
+    set_quiet(args.quiet)
     restore_signals = install_startup_handlers()
     try:
         return asyncio.run(_run(args))

@@ -37,6 +37,7 @@ from ._jobs import (
     summarize,
     write_results,
 )
+from ._reading import is_stdin
 from ._report import cmd_report, report_beside_outputs
 from ._session import Interrupt, Session, classify, connect, demo_lifecycle, preflight
 from ._settle import cmd_settle, refuse_key_conflicts
@@ -135,6 +136,12 @@ def _journal_for(args: argparse.Namespace, source: Path, temp: str | None) -> st
         # The embedded fake forgets its tasks when it stops: a journal next to the input
         # would make the next demo run follow ids nobody knows.
         return str(Path(temp) / "demo.journal.sqlite")
+    if is_stdin(source):
+        raise CliError(
+            "requests read from standard input (-) have no file to keep the journal beside: "
+            "add --journal PATH (running again with it never pays twice)",
+            ExitCode.USAGE,
+        )
     return str(source.with_name(source.name + ".journal.sqlite"))
 
 
@@ -497,12 +504,24 @@ async def cmd_generate(args: argparse.Namespace, interrupt: Interrupt) -> int:
     if not wait:
         if not args.json:
             say(job.task_id or "")
-            note(
-                f"submitted; follow it with: {_command(args, 'wait', job.task_id or '')}"
-                f"  (one look: {_command(args, 'status', job.task_id or '')})"
-            )
+            note(_follow_hint(args, job.task_id or ""))
         return ExitCode.OK
     return _finish_single(args, run, job, started, download_dir)
+
+
+def _follow_hint(args: argparse.Namespace, task_id: str) -> str:
+    if args.fake:
+        # The embedded fake stops with this command and forgets its tasks: no later
+        # command can follow this id. Say what does work.
+        return (
+            "submitted to the embedded fake, which stops now and forgets the task: to see "
+            "it finish, run generate with --wait (or --download DIR); to follow ids "
+            "later, start `cometrunway fake-server` and pass its --base-url"
+        )
+    return (
+        f"submitted; follow it with: {_command(args, 'wait', task_id)}"
+        f"  (one look: {_command(args, 'status', task_id)})"
+    )
 
 
 def _finish_single(
@@ -540,9 +559,12 @@ async def _follow_one(
     job = Job(label=task_id, rows=[row])
     started = time.monotonic()
     async with connect(args, journal=None, on_event=run.on_event) as session:
-        _, interrupted = await interrupt.guard(preflight(session, task_id=task_id, route=route))
+        seen, interrupted = await interrupt.guard(preflight(session, task_id=task_id, route=route))
         if not interrupted:
             job.handle = session.client.track(task_id, route=route)
+            if seen is not None and seen.status.is_terminal:
+                # Already finished: poll it now, not after the policy's initial delay.
+                session.client.wake(task_id)
             display.track(task_id, task_id)
             display.start()
             try:

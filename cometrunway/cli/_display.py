@@ -7,6 +7,7 @@
   at the rate its progress was last seen rising: the picture stays smooth at no API cost.
 * ``PlainDisplay`` (stdout is a file or a pipe, or ``--plain``): one line per submitted or
   finished task and per download, and a summary line every few seconds.
+* ``QuietDisplay`` (``--quiet``): nothing while tasks run, a line on stderr if some failed.
 * ``JsonDisplay`` (``--json``): one JSON object per event on stdout, then one per result
   and a summary; human notes go to stderr.
 
@@ -37,12 +38,21 @@ from ..events import (
 )
 from ..models import TaskStatus
 from ._common import emit_json, note, printable, redact, say, task_json
+from ._eta import progress_eta
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
     from rich.live import Live
 
-__all__ = ["Display", "JsonDisplay", "LiveDisplay", "PlainDisplay", "make_display"]
+__all__ = [
+    "Display",
+    "JsonDisplay",
+    "LiveDisplay",
+    "PlainDisplay",
+    "QuietDisplay",
+    "make_display",
+    "set_quiet",
+]
 
 
 def _clock() -> str:
@@ -82,6 +92,9 @@ class Display:
         self.title = title
         self.labels: dict[str, str] = {}
         self.running: dict[str, _Running] = {}
+        # Tasks that ended, possibly before the command got to track() them (resume: the
+        # handles poll from the start): they must not come back as "queued" rows.
+        self.ended: set[str] = set()
         self.downloads_done = 0
         self.downloads_failed = 0
         self.downloading = 0
@@ -116,6 +129,7 @@ class Display:
                 state.progress, state.at = event.progress, now
         elif isinstance(event, TaskFinished | TaskLost):
             self.running.pop(event.task_id, None)
+            self.ended.add(event.task_id)
 
     def shown_progress(self, state: _Running, now: float) -> float | None:
         """The last progress seen, carried forward at its last rate (never past 99%)."""
@@ -128,7 +142,18 @@ class Display:
     def track(self, task_id: str, label: str) -> None:
         """A task followed without a ``Submitted`` event (resume, wait)."""
         self.labels[task_id] = label
-        self.running.setdefault(task_id, _Running(TaskStatus.PENDING, time.monotonic()))
+        if task_id not in self.ended:
+            self.running.setdefault(task_id, _Running(TaskStatus.PENDING, time.monotonic()))
+
+    def eta(self, now: float | None = None) -> float | None:
+        """Seconds left: from finished tasks' rate once any finished, else from the
+        progress readings of the running ones; None when nothing says yet."""
+        t = self.tally
+        known = t.eta()
+        if known is not None:
+            return known
+        now = time.monotonic() if now is None else now
+        return progress_eta(list(self.running.values()), left=t.total - t.settled, now=now)
 
     def download_started(self, task_id: str) -> None:
         self.downloading += 1
@@ -261,7 +286,7 @@ class PlainDisplay(Display):
         )
         if self.downloads_done or self.downloading:
             line += f" · {self.downloads_done} downloaded"
-        eta = t.eta()
+        eta = self.eta()
         return line + (f" · ETA {duration(eta)}" if eta else "")
 
     def on_event(self, event: Event) -> None:
@@ -330,6 +355,13 @@ class _Redacting:
     @property
     def encoding(self) -> str:
         return getattr(self._stream, "encoding", None) or "utf-8"
+
+
+_STATUS_WIDTH = len("CANCELLED")  # the longest status word (AMBIGUOUS is as long)
+_TASK_MIN = 12  # enough of a UUID to tell tasks apart
+_TASK_MAX = 36  # a whole UUID
+_REQUEST_MIN = 12
+_COLUMN_GAP = 2
 
 
 class LiveDisplay(Display):
@@ -411,7 +443,7 @@ class LiveDisplay(Display):
             ProgressBar(total=max(t.total, 1), completed=t.settled, width=40),
             Text(f"{t.settled}/{t.total}", style="bold"),
             Text(f"{elapsed:>5.0f}s", style="dim"),
-            Text(f"ETA {duration(t.eta())}" if t.settled < t.total else "done", style="cyan"),
+            Text(f"ETA {duration(self.eta(now))}" if t.settled < t.total else "done", style="cyan"),
         )
         counts = Text.assemble(
             ("queued ", "dim"),
@@ -479,9 +511,22 @@ class LiveDisplay(Display):
         from rich.text import Text
 
         if 1 < len(records) <= 40:
-            table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-            table.add_column("status", no_wrap=True)
-            table.add_column("task", no_wrap=True)
+            # Widths chosen here, not by rich: squeezed, rich drops the first column whole.
+            # Status keeps its width; at 80 columns the request text gives way first, then
+            # the task id (ellipsised, its start still tells tasks apart).
+            ids = [printable(str(record.get("task_id") or "-")) for record in records]
+            room = self.console.width - _STATUS_WIDTH - _REQUEST_MIN - 2 * _COLUMN_GAP
+            task_width = max(_TASK_MIN, min(max(map(len, ids)), _TASK_MAX, room))
+            table = Table(
+                show_edge=False,
+                pad_edge=False,
+                box=None,
+                header_style="bold",
+                expand=True,
+                padding=(0, _COLUMN_GAP, 0, 0),
+            )
+            table.add_column("status", no_wrap=True, width=_STATUS_WIDTH)
+            table.add_column("task", no_wrap=True, overflow="ellipsis", width=task_width)
             table.add_column("request", no_wrap=True, overflow="ellipsis", ratio=1)
             styles = {"SUCCEEDED": "green", "PENDING": "yellow", "RUNNING": "blue"}
             for record in records:
@@ -495,10 +540,30 @@ class LiveDisplay(Display):
         self.console.print(Text(summary_line(summary)))
 
 
+class QuietDisplay(Display):
+    """``--quiet``: no view, no progress lines, no summary on success; one summary line on
+    stderr when something failed. Results files and exit codes are as usual."""
+
+    def finish(self, records: Sequence[Mapping[str, Any]], summary: Mapping[str, Any]) -> None:
+        if summary.get("exit_code"):
+            note(summary_line(summary))
+
+
+_QUIET = {"on": False}  # set once per command line by main(), from --quiet
+
+
+def set_quiet(quiet: bool) -> None:
+    """``--quiet`` for the displays made from now on (``--json`` still wins)."""
+    _QUIET["on"] = quiet
+
+
 def make_display(*, json_mode: bool, plain: bool, total: int, title: str) -> Display:
-    """JSON lines, a live view on a terminal (with rich), or plain lines."""
+    """JSON lines, nothing much (``--quiet``), a live view on a terminal (with rich), or
+    plain lines."""
     if json_mode:
         return JsonDisplay(total, title)
+    if _QUIET["on"]:
+        return QuietDisplay(total, title)
     if not plain and sys.stdout.isatty():
         try:
             return LiveDisplay(total, title)

@@ -47,7 +47,15 @@ from ..models import (
 )
 from ..protocol import build_submit
 from ._common import CliError, ExitCode
-from ._reading import MAX_BATCH_FILE_BYTES, JsonValueError, decode_text, loads_strict, read_capped
+from ._reading import (
+    MAX_BATCH_FILE_BYTES,
+    JsonValueError,
+    decode_text,
+    is_stdin,
+    loads_strict,
+    read_capped,
+    shown_name,
+)
 
 __all__ = ["InputError", "Item", "build_request", "describe", "detect_format", "read_batch"]
 
@@ -289,9 +297,16 @@ _BY_SUFFIX: dict[str, Format] = {
 }
 
 
-def detect_format(path: Path, wanted: str = "auto") -> Format:
-    """``wanted`` unless it is "auto"; else by extension, plain text by default."""
-    return _BY_NAME.get(wanted) or _BY_SUFFIX.get(path.suffix.lower(), "text")
+def detect_format(path: Path, wanted: str = "auto", text: str = "") -> Format:
+    """``wanted`` unless it is "auto"; else by extension, plain text by default. Standard
+    input (``-``) has no extension: JSON lines if its first request line is an object."""
+    chosen = _BY_NAME.get(wanted)
+    if chosen is not None:
+        return chosen
+    if is_stdin(path):
+        first = next((line for line in text.splitlines() if not _skipped(line)), "")
+        return "jsonl" if first.lstrip().startswith("{") else "text"
+    return _BY_SUFFIX.get(path.suffix.lower(), "text")
 
 
 def _skipped(line: str) -> bool:
@@ -444,10 +459,12 @@ _READERS: dict[str, Callable[[str], Iterator[Record]]] = {
 def read_batch(
     path: Path, *, wanted: str = "auto", defaults: Mapping[str, Any] | None = None
 ) -> list[Item]:
-    """Every request of the file, or ``CliError`` (exit 2) naming the first bad line."""
+    """Every request of the file (``-``: standard input, with the same limits), or
+    ``CliError`` (exit 2) naming the first bad line."""
     data = read_capped(path, limit=MAX_BATCH_FILE_BYTES, what="batch file", code=ExitCode.USAGE)
     text = decode_text(data, path=path, what="batch file", code=ExitCode.USAGE)
-    form = detect_format(path, wanted)
+    form = detect_format(path, wanted, text)
+    name = shown_name(path)
     items: list[Item] = []
     errors: list[tuple[int, InputError]] = []
     for number, record in _READERS[form](text):
@@ -462,9 +479,9 @@ def read_batch(
         number, error = errors[0]
         more = len(errors) - 1
         tail = f" ({more} more bad line{'s' if more > 1 else ''} after it)" if more else ""
-        raise CliError(f"{path} line {number}: {error}{tail}", ExitCode.USAGE)
+        raise CliError(f"{name} line {number}: {error}{tail}", ExitCode.USAGE)
     if not items:
         raise CliError(
-            f"{path} has no requests (blank lines and # comments are skipped)", ExitCode.USAGE
+            f"{name} has no requests (blank lines and # comments are skipped)", ExitCode.USAGE
         )
     return items

@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ._common import CliError, ExitCode
 
 __all__ = [
     "MAX_BATCH_FILE_BYTES",
     "MAX_KEY_FILE_BYTES",
+    "STDIN",
     "JsonValueError",
     "check_text",
+    "is_stdin",
     "loads_strict",
     "read_capped",
+    "shown_name",
 ]
 
 #: A batch of 100,000 prompts of ~500 characters is ~50 MB: twice that leaves room for
@@ -36,21 +40,37 @@ MAX_JSON_DEPTH = 32
 #: No request field needs a number this long; Python refuses ints past 4,300 digits with an
 #: error that names neither the line nor the field.
 MAX_NUMBER_CHARS = 40
+#: The path that names standard input.
+STDIN = "-"
+_PIPE_READ = 1024 * 1024
 
 
 class JsonValueError(ValueError):
     """A JSON text that parses but holds something no request may carry."""
 
 
+def is_stdin(path: Path) -> bool:
+    """``-`` names standard input, as in most command-line tools."""
+    return str(path) == STDIN
+
+
+def shown_name(path: Path) -> str:
+    return "(standard input)" if is_stdin(path) else str(path)
+
+
 def read_capped(path: Path, *, limit: int, what: str, code: ExitCode) -> bytes:
-    """Up to ``limit`` bytes of ``path``; ``CliError(code)`` if it is larger or unreadable.
+    """Up to ``limit`` bytes of ``path`` (``-``: standard input); ``CliError(code)`` if it
+    is larger or unreadable.
 
     Reads at most ``limit + 1`` bytes whatever the file claims its size is, so a device
-    (``/dev/zero``) or a growing file cannot exhaust memory.
+    (``/dev/zero``), a growing file or an endless pipe cannot exhaust memory.
     """
     try:
-        with path.open("rb") as file:
-            data = file.read(limit + 1)
+        if is_stdin(path):
+            data = _read_up_to(sys.stdin.buffer, limit + 1)
+        else:
+            with path.open("rb") as file:
+                data = file.read(limit + 1)
     except FileNotFoundError:
         raise CliError(f"{what} {path}: no such file", code) from None
     except IsADirectoryError:
@@ -59,11 +79,24 @@ def read_capped(path: Path, *, limit: int, what: str, code: ExitCode) -> bytes:
         raise CliError(f"cannot read {what} {path}: {exc.strerror}", code) from None
     if len(data) > limit:
         raise CliError(
-            f"{what} {path} is larger than {_size(limit)}: is it the right file? "
+            f"{what} {shown_name(path)} is larger than {_size(limit)}: is it the right file? "
             "(split a bigger batch into several files)",
             code,
         )
     return data
+
+
+def _read_up_to(stream: BinaryIO, count: int) -> bytes:
+    # A pipe's read(n) may return less than n before its end: read until n or the end.
+    pieces: list[bytes] = []
+    left = count
+    while left > 0:
+        piece = stream.read(min(left, _PIPE_READ))
+        if not piece:
+            break
+        pieces.append(piece)
+        left -= len(piece)
+    return b"".join(pieces)
 
 
 def _size(count: int) -> str:
@@ -77,7 +110,8 @@ def decode_text(data: bytes, *, path: Path, what: str, code: ExitCode) -> str:
     if nul >= 0:
         line = data.count(b"\n", 0, nul) + 1
         raise CliError(
-            f"{what} {path} line {line} holds a NUL byte: this is a binary file, not text",
+            f"{what} {shown_name(path)} line {line} holds a NUL byte: "
+            "this is a binary file, not text",
             code,
         )
     try:
@@ -85,7 +119,8 @@ def decode_text(data: bytes, *, path: Path, what: str, code: ExitCode) -> str:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise CliError(
-            f"{what} {path} line {line} is not UTF-8 text (byte {exc.start}): save it as UTF-8",
+            f"{what} {shown_name(path)} line {line} is not UTF-8 text "
+            f"(byte {exc.start}): save it as UTF-8",
             code,
         ) from None
 

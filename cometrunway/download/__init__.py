@@ -9,11 +9,14 @@ Appendix 5). So downloads here:
   place only once the size matches ``Content-Length``/``Content-Range``: a failed download
   never leaves a partial file at the final path;
 * retry transient failures with backoff and resume with ``Range: bytes=N-`` (starting over
-  when the server answers 200 instead of 206);
+  when the server answers 200 instead of 206); a ``.part`` file left by a killed download
+  of the same file is resumed from (``parts``);
+* check a body that came with no length for truncation as far as its type allows
+  (``integrity``);
 * refresh an expired URL (403/404/410) by polling the task once more and retrying with the
   fresh URL;
 * name files from the task id and the URL's extension only, so a hostile URL or task id
-  cannot write outside the destination folder.
+  cannot write outside the destination folder, and distinct ids never share a file.
 
 ``Client.download``, ``TaskHandle.download`` and ``Client.download_many`` are the usual
 entry points; the functions here take the client as their first argument.

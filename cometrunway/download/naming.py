@@ -3,6 +3,7 @@ URL or task id cannot write outside the destination folder."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -14,6 +15,8 @@ from ..models import Task
 
 _EXTENSION = re.compile(r"^[A-Za-z0-9]{1,10}$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_MAX_STEM = 96
+_DIGEST_CHARS = 12  # 48 bits: no two ids of one folder share a name in practice
 
 
 def _shown(url: str) -> str:
@@ -29,8 +32,13 @@ def _host(url: str) -> str:
 def _safe_stem(task_id: str) -> str:
     # Only [A-Za-z0-9._-] survives, with no leading dot: no separators, no "..", no
     # hidden or empty names, whatever the server put in the id.
-    stem = _UNSAFE.sub("", task_id).lstrip(".")[:96].rstrip(".")
-    return stem or "task"
+    stem = _UNSAFE.sub("", task_id).lstrip(".")[:_MAX_STEM].rstrip(".")
+    if stem and stem == task_id:
+        return stem
+    # Cleaning changed the id, so two ids could clean to the same name ("a/b" and "ab"):
+    # a digest of the real id keeps every task's files apart.
+    digest = hashlib.sha256(task_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{stem or 'task'}-{digest[:_DIGEST_CHARS]}"
 
 
 def _extension(url: str, default: str) -> str:
@@ -52,7 +60,9 @@ def output_filename(task_id: str, url: str, role: str = "video") -> str:
     ``{task_id}.{role}{ext}`` for the others (``poster``, ``last_frame``, ``2``, ``3``…).
 
     The extension is the URL's (letters and digits only), else ``.mp4`` for outputs and
-    ``.png`` for images. Only ``[A-Za-z0-9._-]`` appear in the result, it never starts with
+    ``.png`` for images. A task id that is not already a safe name is cleaned and gets a
+    digest of the real id appended (``a/b`` → ``ab-<12 hex>``), so distinct ids never share
+    a file. Only ``[A-Za-z0-9._-]`` appear in the result, it never starts with
     a dot, and it names a file directly inside the destination folder.
     """
     role_part = _UNSAFE.sub("", _role_suffix(role))

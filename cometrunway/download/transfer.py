@@ -8,7 +8,6 @@ import inspect
 import logging
 import os
 import re
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -20,7 +19,9 @@ import backoff
 from ..errors import DownloadInterrupted, OutputRejected
 from ..policies import RetryPolicy
 from ..protocol import parse_retry_after
+from .integrity import truncation_problem
 from .naming import _host, _shown
+from .parts import complete_part, discard_part, open_part
 
 log = logging.getLogger("cometrunway.download")
 
@@ -173,6 +174,10 @@ async def _receive(response: aiohttp.ClientResponse, transfer: _Transfer) -> Non
             )
             await transfer.restart()
         transfer.total = response.content_length
+    # No length and no chunked framing: the body ends when the connection closes, so a cut
+    # connection looks like a complete body (issue: truncated downloads accepted as whole).
+    framed = "chunked" in response.headers.get("Transfer-Encoding", "").lower()
+    unframed = transfer.total is None and not framed
 
     await transfer.report()
     buffer = bytearray()
@@ -194,7 +199,22 @@ async def _receive(response: aiohttp.ClientResponse, transfer: _Transfer) -> Non
             raise _Transient(f"body ended at {transfer.offset} of {transfer.total} bytes")
         await transfer.restart()
         raise _Transient(f"body longer than the announced {transfer.total} bytes")
+    if unframed:
+        problem = await asyncio.to_thread(_check_whole, transfer.file)
+        if problem is not None:
+            # What arrived is still a valid prefix: the retry resumes from it with Range.
+            raise _Transient(
+                f"the body came without a length and looks cut short at {transfer.offset} "
+                f"bytes: {problem}"
+            )
     transfer.complete = True
+
+
+def _check_whole(file: IO[bytes]) -> str | None:
+    try:
+        return truncation_problem(file)
+    finally:
+        file.seek(0, os.SEEK_END)  # later writes append after the bytes already there
 
 
 async def _flush(transfer: _Transfer, buffer: bytearray) -> None:
@@ -203,19 +223,6 @@ async def _flush(transfer: _Transfer, buffer: bytearray) -> None:
         buffer.clear()
         await asyncio.to_thread(transfer.file.write, data)
         transfer.offset += len(data)
-
-
-def _open_temp(final: Path) -> tuple[Path, IO[bytes]]:
-    # Beside the final file, so os.replace is an atomic rename on the same filesystem.
-    temp = final.with_name(f".{final.name}.{secrets.token_hex(4)}.part")
-    return temp, temp.open("w+b")
-
-
-def _discard(temp: Path, file: IO[bytes]) -> None:
-    try:
-        file.close()
-    finally:
-        temp.unlink(missing_ok=True)
 
 
 async def _fetch_to(
@@ -228,8 +235,11 @@ async def _fetch_to(
 ) -> None:
     """Download ``url`` to ``final`` atomically. Raises ``_Expired`` for a stale URL (the
     caller refreshes it), ``DownloadInterrupted`` or ``OutputRejected`` otherwise."""
-    temp, file = await asyncio.to_thread(_open_temp, final)
+    # Beside the final file, so the rename into place is atomic on the same filesystem; a
+    # part left by a killed download of the same file is resumed from (see parts.py).
+    temp, file, held = await asyncio.to_thread(open_part, final)
     transfer = _Transfer(url, file, progress)
+    transfer.offset = transfer.best = held
     # Tries count attempts in a row that gained no bytes: a long file on a flaky link keeps
     # going while it makes progress; a hard cap still bounds the whole transfer.
     hard_cap = 4 * retry.max_tries + 16
@@ -268,10 +278,9 @@ async def _fetch_to(
                 request_sent=True,
             ) from exc
         await asyncio.to_thread(_finish_file, file)
-        await asyncio.to_thread(file.close)
-        await asyncio.to_thread(os.replace, temp, final)
+        await asyncio.to_thread(complete_part, temp, file, final)
         done = True
     finally:
         if not done:
             # Shielded: even a cancelled download removes its temporary file.
-            await asyncio.shield(asyncio.to_thread(_discard, temp, file))
+            await asyncio.shield(asyncio.to_thread(discard_part, temp, file))
