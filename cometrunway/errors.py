@@ -265,7 +265,7 @@ class UnjournaledTask(JournalError):
         )
         self.task_id = task_id
         self.key = key
-        self.__cause__ = cause
+        self.__cause__: BaseException | None = cause
 
 
 class JournalKeyConflict(JournalError):

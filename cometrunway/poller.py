@@ -41,7 +41,7 @@ from .protocol import PollDisposition, is_queued, poll_disposition
 
 __all__ = ["Poller", "PollerStatistics", "TaskSink", "TaskSource"]
 
-log = logging.getLogger("cometrunway.poller")
+log: logging.Logger = logging.getLogger("cometrunway.poller")
 
 
 class TaskSource(Protocol):

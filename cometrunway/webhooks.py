@@ -47,7 +47,7 @@ __all__ = [
     "starlette_endpoint",
 ]
 
-log = logging.getLogger("cometrunway.webhooks")
+log: logging.Logger = logging.getLogger("cometrunway.webhooks")
 
 DEFAULT_CALLBACK_PATH = "/runway/callback"
 # A callback record is well under 2 KiB (§1.5 F3); a quarter MiB leaves room for any

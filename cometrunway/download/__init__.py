@@ -59,7 +59,7 @@ __all__ = [
     "output_filename",
 ]
 
-log = logging.getLogger("cometrunway.download")
+log: logging.Logger = logging.getLogger("cometrunway.download")
 
 
 # ---------------------------------------------------------------- naming

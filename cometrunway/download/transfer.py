@@ -22,7 +22,7 @@ from ..policies import RetryPolicy
 from ..protocol import parse_retry_after
 from .naming import _host, _shown
 
-log = logging.getLogger("cometrunway.download")
+log: logging.Logger = logging.getLogger("cometrunway.download")
 
 Progress = Callable[[int, int | None], Any]
 """``progress(bytes_done, total_or_None)``, called per file as bytes arrive (may be async)."""
