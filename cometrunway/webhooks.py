@@ -1,6 +1,6 @@
 """Receiving CometAPI's task callbacks, and turning each one into an early poll.
 
-CometAPI posts a ``/runway/pro/*`` task's result to its ``callback_url`` (wire reference §4).
+CometAPI posts a ``/runway/pro/*`` task's result to its ``callback_url`` (see :doc:`/quirks`).
 Nothing about those posts is signed or documented beyond that, so this module treats a
 callback as a *hint*: it checks the secret ``token`` the client put in its callback URL,
 reads the task id, and calls ``client.wake(task_id)``. The poller then confirms with a real

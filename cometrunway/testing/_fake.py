@@ -84,7 +84,7 @@ class FakeCometAPI(_RequestPipeline):
     """An in-process fake of CometAPI's Runway routes on a real aiohttp server.
 
     Use ``async with FakeCometAPI() as fake:`` (or ``await fake.start()`` /
-    ``await fake.close()``) and point a client at ``fake.url``. Serves (wire reference §1):
+    ``await fake.close()``) and point a client at ``fake.url``. Serves (see :doc:`/quirks`):
     ``POST /runway/pro/{generate,video2video,act_one}``, ``POST /runway/feed``,
     ``POST /runwayml/v1/{image_to_video,video_to_video,video_upscale,character_performance,
     text_to_image,text_to_speech,sound_effect}`` (the last two: §8.1),
