@@ -15,16 +15,18 @@ only when it is given an ``Instrumentation``, through the two public seams it al
   status is OK for SUCCEEDED, ERROR for FAILED, CANCELLED or lost. Every poll of the task is
   a child span (``runway poll``) and runs with it current, so spans of an auto-instrumented
   HTTP client (``opentelemetry-instrumentation-aiohttp-client``) nest under the task instead
-  of starting traces of their own. A create that is refused ends its span with ERROR. Tasks
+  of starting traces of their own. A create attempt the server refused (a 429 included,
+  which is retried) ends at once as an ERROR span ``runway create refused``. Tasks
   still running when the client closes end with ``cometrunway.task.unfinished = true``.
 * **Metrics** (meter ``cometrunway``): ``cometrunway.tasks.in_flight`` (up-down counter),
   ``cometrunway.creates`` (create requests sent, by ``outcome``), ``cometrunway.polls``,
   ``cometrunway.rate_limited`` (429 answers), and ``cometrunway.detection_latency`` (a
-  histogram, seconds from the server's ``finished_at`` to the poll that saw it).
+  histogram, seconds from the server's ``finished_at`` to the poll that saw it, for tasks
+  whose answers say when they finished).
 
 Attributes never carry the API key, prompts or URLs: task ids, routes, statuses, error codes.
-Tasks followed with ``track()`` or ``resume()`` have no create here: their polls are spans in
-the poller's context, and their metrics count.
+Tasks followed without a create sent here (``track()``, ``resume()``, a journaled request
+submitted again) have no task span: their polls are spans in the poller's context, and count.
 """
 
 from __future__ import annotations
@@ -42,11 +44,19 @@ from .events import Event, TaskFinished, TaskLost
 from .protocol import HTTPRequest, HTTPResponse, parse_submit
 from .transport import AiohttpTransport, Transport
 
-__all__ = ["INSTRUMENTATION_NAME", "Instrumentation", "TracedTransport"]
+__all__ = [
+    "INSTRUMENTATION_NAME",
+    "POLL_SPAN",
+    "REFUSED_CREATE_SPAN",
+    "TASK_SPAN",
+    "Instrumentation",
+    "TracedTransport",
+]
 
 INSTRUMENTATION_NAME = "cometrunway"
 TASK_SPAN = "runway task"
 POLL_SPAN = "runway poll"
+REFUSED_CREATE_SPAN = "runway create refused"  # a create attempt that made no task
 _TASKS_PATH = "/runwayml/v1/tasks/"
 _RATE_LIMITED = 429
 
@@ -108,6 +118,10 @@ class Instrumentation:
                 return
             self.in_flight.add(-1)
             span.set_attribute("cometrunway.task.status", event.status.value)
+            if event.task.finished_at is not None:
+                # The poll that saw the end has just answered: this is how late it looked.
+                latency = max(0.0, self._wall() - event.task.finished_at.timestamp())
+                self.detection_latency.record(latency, {"status": event.status.value})
             if event.task.error_code:
                 span.set_attribute("cometrunway.task.error_code", event.task.error_code)
             if event.succeeded:
@@ -152,7 +166,9 @@ class Instrumentation:
         try:
             task_id = parse_submit(response)
         except CometRunwayError as exc:
-            self.creates.add(1, {"outcome": "refused"})
+            outcome = "rate_limited" if response.status == _RATE_LIMITED else "refused"
+            self.creates.add(1, {"outcome": outcome})
+            span.update_name(REFUSED_CREATE_SPAN)
             span.set_attribute("http.response.status_code", response.status)
             span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
             span.end()
@@ -179,24 +195,11 @@ class Instrumentation:
             response = await inner.send(request)
             poll.set_attribute("http.response.status_code", response.status)
         self._count_answer(response)
-        if task_id is not None and parent is not None and response.status < 300:
-            self._note_finish_time(task_id, response)
         return response
 
     def _count_answer(self, response: HTTPResponse) -> None:
         if response.status == _RATE_LIMITED:
             self.rate_limited.add(1)
-
-    def _note_finish_time(self, task_id: str, response: HTTPResponse) -> None:
-        from .protocol import parse_poll
-
-        try:
-            task = parse_poll(response, task_id=task_id)
-        except CometRunwayError:
-            return
-        if task.is_terminal and task.finished_at is not None:
-            latency = max(0.0, self._wall() - task.finished_at.timestamp())
-            self.detection_latency.record(latency, {"status": task.status.value})
 
 
 def polled_task_id(request: HTTPRequest) -> str | None:

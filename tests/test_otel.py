@@ -18,7 +18,7 @@ from opentelemetry.trace import StatusCode
 from support import client_for
 
 from cometrunway import CometRunwayError, TaskFailed, TextToVideo
-from cometrunway.otel import POLL_SPAN, TASK_SPAN, Instrumentation
+from cometrunway.otel import POLL_SPAN, REFUSED_CREATE_SPAN, TASK_SPAN, Instrumentation
 from cometrunway.testing import FakeCometAPI, Fault, Lifecycle
 
 # The fake says a task finished this many seconds before the wall clock the test gives.
@@ -161,6 +161,7 @@ async def test_429_answers_and_detection_latency_are_measured(
     fake_cometapi: FakeCometAPI, telemetry: Telemetry
 ) -> None:
     fake_cometapi.lifecycle = Lifecycle.by_polls(0, 1)
+    fake_cometapi.inject("submit", Fault.rate_limited(0.001), times=1)
     fake_cometapi.inject("poll", Fault.rate_limited(0.001), times=1)
     seen_at: list[float] = []
 
@@ -181,7 +182,13 @@ async def test_429_answers_and_detection_latency_are_measured(
     )
     async with client:
         await (await client.submit(TextToVideo("a cat")))
-    assert telemetry.total("cometrunway.rate_limited") == 1
+    assert telemetry.total("cometrunway.rate_limited") == 2  # the create's and a poll's
+    assert telemetry.total("cometrunway.creates", outcome="rate_limited") == 1
+    assert telemetry.total("cometrunway.creates", outcome="created") == 1
+    (refused,) = telemetry.named(REFUSED_CREATE_SPAN)
+    assert refused.status.status_code is StatusCode.ERROR
+    (task,) = telemetry.named(TASK_SPAN)
+    assert task.status.status_code is StatusCode.OK
     (latency,) = telemetry.metric("cometrunway.detection_latency")
     assert latency.count == 1  # type: ignore[attr-defined]
     assert _SEEN_LATE <= latency.sum < _SEEN_LATE + 5  # type: ignore[attr-defined]
@@ -198,7 +205,8 @@ async def test_a_refused_create_ends_its_span_at_once(
     async with client:
         with pytest.raises(CometRunwayError):
             await client.submit(TextToVideo("a cat"))
-    (span,) = telemetry.named(TASK_SPAN)
+    assert telemetry.named(TASK_SPAN) == []  # no task was made
+    (span,) = telemetry.named(REFUSED_CREATE_SPAN)
     assert span.status.status_code is StatusCode.ERROR
     assert telemetry.total("cometrunway.creates", outcome="refused") == 1
     assert telemetry.total("cometrunway.tasks.in_flight") == 0
