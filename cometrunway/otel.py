@@ -15,8 +15,9 @@ only when it is given an ``Instrumentation``, through the two public seams it al
   status is OK for SUCCEEDED, ERROR for FAILED, CANCELLED or lost. Every poll of the task is
   a child span (``runway poll``) and runs with it current, so spans of an auto-instrumented
   HTTP client (``opentelemetry-instrumentation-aiohttp-client``) nest under the task instead
-  of starting traces of their own. A create attempt the server refused (a 429 included,
-  which is retried) ends at once as an ERROR span ``runway create refused``. Tasks
+  of starting traces of their own. A create attempt answered without a task id (refused,
+  a 429 the client retries, or ambiguous) ends at once as an ERROR span
+  ``runway create failed``. Tasks
   still running when the client closes end with ``cometrunway.task.unfinished = true``.
 * **Metrics** (meter ``cometrunway``): ``cometrunway.tasks.in_flight`` (up-down counter),
   ``cometrunway.creates`` (create requests sent, by ``outcome``), ``cometrunway.polls``,
@@ -41,13 +42,19 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from .errors import CometRunwayError
 from .events import Event, TaskFinished, TaskLost
-from .protocol import HTTPRequest, HTTPResponse, parse_submit
+from .protocol import (
+    HTTPRequest,
+    HTTPResponse,
+    SubmitDisposition,
+    parse_submit,
+    submit_disposition,
+)
 from .transport import AiohttpTransport, Transport
 
 __all__ = [
+    "FAILED_CREATE_SPAN",
     "INSTRUMENTATION_NAME",
     "POLL_SPAN",
-    "REFUSED_CREATE_SPAN",
     "TASK_SPAN",
     "Instrumentation",
     "TracedTransport",
@@ -56,7 +63,7 @@ __all__ = [
 INSTRUMENTATION_NAME = "cometrunway"
 TASK_SPAN = "runway task"
 POLL_SPAN = "runway poll"
-REFUSED_CREATE_SPAN = "runway create refused"  # a create attempt that made no task
+FAILED_CREATE_SPAN = "runway create failed"  # an attempt answered without a task id
 _TASKS_PATH = "/runwayml/v1/tasks/"
 _RATE_LIMITED = 429
 
@@ -148,7 +155,7 @@ class Instrumentation:
 
     # ---------------------------------------------------------------- what the transport sees
 
-    async def send_create(self, inner: Transport, request: HTTPRequest) -> HTTPResponse:
+    async def _send_create(self, inner: Transport, request: HTTPRequest) -> HTTPResponse:
         # Started in the current context: the create attempt runs in a copy of the caller's.
         span = self._tracer.start_span(
             TASK_SPAN,
@@ -166,9 +173,15 @@ class Instrumentation:
         try:
             task_id = parse_submit(response)
         except CometRunwayError as exc:
-            outcome = "rate_limited" if response.status == _RATE_LIMITED else "refused"
+            if response.status == _RATE_LIMITED:
+                outcome = "rate_limited"
+            elif submit_disposition(exc) is SubmitDisposition.AMBIGUOUS:
+                outcome = "ambiguous"  # may have made a task: the client raises AmbiguousSubmit
+            else:
+                outcome = "refused"
             self.creates.add(1, {"outcome": outcome})
-            span.update_name(REFUSED_CREATE_SPAN)
+            span.update_name(FAILED_CREATE_SPAN)
+            span.set_attribute("cometrunway.create.outcome", outcome)
             span.set_attribute("http.response.status_code", response.status)
             span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
             span.end()
@@ -183,7 +196,7 @@ class Instrumentation:
         self._spans[task_id] = span
         return response
 
-    async def send_poll(self, inner: Transport, request: HTTPRequest) -> HTTPResponse:
+    async def _send_poll(self, inner: Transport, request: HTTPRequest) -> HTTPResponse:
         self.polls.add(1)
         task_id = polled_task_id(request)
         parent = self._spans.get(task_id) if task_id is not None else None
@@ -228,8 +241,8 @@ class TracedTransport:
 
     async def send(self, request: HTTPRequest) -> HTTPResponse:
         if request.kind == "submit":
-            return await self._instrumentation.send_create(self._inner, request)
-        return await self._instrumentation.send_poll(self._inner, request)
+            return await self._instrumentation._send_create(self._inner, request)
+        return await self._instrumentation._send_poll(self._inner, request)
 
     async def aclose(self) -> None:
         try:

@@ -17,8 +17,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 from support import client_for
 
-from cometrunway import CometRunwayError, TaskFailed, TextToVideo
-from cometrunway.otel import POLL_SPAN, REFUSED_CREATE_SPAN, TASK_SPAN, Instrumentation
+from cometrunway import AmbiguousSubmitError, CometRunwayError, TaskFailed, TextToVideo
+from cometrunway.otel import FAILED_CREATE_SPAN, POLL_SPAN, TASK_SPAN, Instrumentation
 from cometrunway.testing import FakeCometAPI, Fault, Lifecycle
 
 # The fake says a task finished this many seconds before the wall clock the test gives.
@@ -185,7 +185,7 @@ async def test_429_answers_and_detection_latency_are_measured(
     assert telemetry.total("cometrunway.rate_limited") == 2  # the create's and a poll's
     assert telemetry.total("cometrunway.creates", outcome="rate_limited") == 1
     assert telemetry.total("cometrunway.creates", outcome="created") == 1
-    (refused,) = telemetry.named(REFUSED_CREATE_SPAN)
+    (refused,) = telemetry.named(FAILED_CREATE_SPAN)
     assert refused.status.status_code is StatusCode.ERROR
     (task,) = telemetry.named(TASK_SPAN)
     assert task.status.status_code is StatusCode.OK
@@ -206,7 +206,7 @@ async def test_a_refused_create_ends_its_span_at_once(
         with pytest.raises(CometRunwayError):
             await client.submit(TextToVideo("a cat"))
     assert telemetry.named(TASK_SPAN) == []  # no task was made
-    (span,) = telemetry.named(REFUSED_CREATE_SPAN)
+    (span,) = telemetry.named(FAILED_CREATE_SPAN)
     assert span.status.status_code is StatusCode.ERROR
     assert telemetry.total("cometrunway.creates", outcome="refused") == 1
     assert telemetry.total("cometrunway.tasks.in_flight") == 0
@@ -253,3 +253,20 @@ async def test_auto_instrumented_http_spans_nest_under_the_task(
         assert span.context.trace_id == task.context.trace_id  # no orphan root traces
         assert span.parent is not None
         assert span.parent.span_id in poll_ids | {task.context.span_id}
+
+
+async def test_an_ambiguous_create_is_counted_as_such(
+    fake_cometapi: FakeCometAPI, telemetry: Telemetry
+) -> None:
+    fake_cometapi.inject("submit", Fault.server_error(500, after_create=True), times=1)
+    otel = telemetry.instrumentation()
+    client = client_for(
+        fake_cometapi, transport=otel.transport(fake_cometapi.url), on_event=otel.on_event
+    )
+    async with client:
+        with pytest.raises(AmbiguousSubmitError):
+            await client.submit(TextToVideo("a kite over the dunes"))
+    (span,) = telemetry.named(FAILED_CREATE_SPAN)
+    assert span.attributes["cometrunway.create.outcome"] == "ambiguous"  # type: ignore[index]
+    assert telemetry.total("cometrunway.creates", outcome="ambiguous") == 1
+    assert telemetry.total("cometrunway.tasks.in_flight") == 0
