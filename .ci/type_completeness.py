@@ -1,6 +1,6 @@
 """Print pyright's type completeness score of the package; fail below a minimum.
 
-    python .ci/type_completeness.py [--minimum 0.97]
+    python .ci/type_completeness.py [--minimum 0.99]
 
 Runs ``pyright --verifytypes cometrunway --ignoreexternal`` with the current interpreter's
 environment (pyright finds the installed package through it) and lists every public symbol
@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 
 PACKAGE = "cometrunway"
-# The score this repository's CI holds the package to; the goal is 0.99.
-DEFAULT_MINIMUM = 0.97
+# The score this repository's CI holds the package to (issue 17 asks for at least 99%).
+DEFAULT_MINIMUM = 0.99
 
 
 def main() -> int:

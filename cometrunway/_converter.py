@@ -228,7 +228,7 @@ def request_body(request: Request, *, callback_url: str) -> dict[str, Any]:
 
 @frozen
 class OfficialTaskWire:
-    """A bare Runway task object (T1, wire reference §1.10)."""
+    """A bare Runway task object (T1; see :doc:`/quirks`)."""
 
     id: str
     status: str

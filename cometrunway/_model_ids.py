@@ -44,7 +44,7 @@ def model_must_be_named(cls_name: str, route: str, retired: str) -> str:
     known = ", ".join(repr(m) for m in KNOWN_MODELS[route])
     return (
         f"{cls_name}.model must be named: the former default {retired!r} "
-        f"{RETIRED_MODELS[retired]} (wire reference §8.3), and no current model is documented "
+        f"{RETIRED_MODELS[retired]} (see docs/quirks.md, §8.3), and no current model is documented "
         f"for CometAPI's {route} route. Known ids at Runway (checked {MODEL_IDS_CHECKED}): "
         f"{known}; CometAPI's pages still show {retired!r}, pass it explicitly to use it "
         f"there. Any other id is sent as given."

@@ -1,6 +1,6 @@
 """Request models of the official-format routes (``/runwayml/v1/*``), polled on the tasks route.
 
-Fields are the wire's camelCase names in snake_case (wire reference §1.6–§1.11, §8.1). The
+Fields are the wire's camelCase names in snake_case (see §8.1 in :doc:`/quirks`). The
 model stays an open string; defaults are valid at Runway today or absent (wire §8.3, see
 ``_model_ids``). Import them from ``cometrunway`` or ``cometrunway.models``.
 """
@@ -81,7 +81,7 @@ def _named_model(route: str, retired: str) -> Any:
 
 @frozen
 class RunwayImageToVideo(_OfficialRequest):
-    """``POST /runwayml/v1/image_to_video`` (wire reference §1.6).
+    """``POST /runwayml/v1/image_to_video`` (see :doc:`/quirks`).
 
     ``prompt_image`` is an HTTPS or data URI, or one or two ``PromptFrame`` for first/last
     frames. Limits are CometAPI's for this route (§6 C10): ``prompt_text`` ≤ 512 characters,
@@ -118,7 +118,7 @@ class RunwayImageToVideo(_OfficialRequest):
         if model in FIRST_FRAME_ONLY_MODELS and any(f.position == "last" for f in frames):
             raise ValueError(
                 f"RunwayImageToVideo.prompt_image: {model} takes only a first frame "
-                "(wire reference §8.3); drop the 'last' PromptFrame, or choose a model "
+                "(see docs/quirks.md, §8.3); drop the 'last' PromptFrame, or choose a model "
                 "that takes a last frame, such as 'veo3.1'"
             )
         if self.ratio is None and model in RATIO_REQUIRED_MODELS:
@@ -128,7 +128,7 @@ class RunwayImageToVideo(_OfficialRequest):
 
 @frozen
 class RunwayVideoToVideo(_OfficialRequest):
-    """``POST /runwayml/v1/video_to_video`` (wire reference §1.7).
+    """``POST /runwayml/v1/video_to_video`` (see :doc:`/quirks`).
 
     ``model`` must be named: the former default ``gen4_aleph`` is retired at Runway and no
     current model is documented for CometAPI's route (wire §8.3). Runway's current id is
@@ -187,7 +187,7 @@ class RunwayVideoUpscale(_OfficialRequest):
 
 @frozen
 class RunwayCharacterPerformance(_OfficialRequest):
-    """``POST /runwayml/v1/character_performance`` (Act-Two, wire reference §1.9).
+    """``POST /runwayml/v1/character_performance`` (Act-Two; see :doc:`/quirks`).
 
     ``character`` is an image or video ``MediaInput``; ``reference`` the performance video.
     """
@@ -217,7 +217,7 @@ class RunwayCharacterPerformance(_OfficialRequest):
 
 @frozen
 class RunwayTextToImage(_OfficialRequest):
-    """``POST /runwayml/v1/text_to_image`` (wire reference §1.11).
+    """``POST /runwayml/v1/text_to_image`` (see :doc:`/quirks`).
 
     CometAPI requires 1–3 ``reference_images`` (a text-only request is refused with
     ``reference_images_empty``, §3.1).
@@ -254,7 +254,7 @@ SOUND_DURATION_MAX = 30.0
 
 @frozen
 class RunwayTextToSpeech(_OfficialRequest):
-    """``POST /runwayml/v1/text_to_speech``: speak ``prompt_text`` (wire reference §8.1).
+    """``POST /runwayml/v1/text_to_speech``: speak ``prompt_text`` (see §8.1 in :doc:`/quirks`).
 
     Sends ``{"model", "promptText", "voice": {"type": "runway-preset", "presetId": voice}}``;
     the output is one audio URL (MP3). ``prompt_text`` is 1–2500 characters (1000 for

@@ -34,7 +34,7 @@ PollRoute: TypeAlias = Literal["feed", "tasks"]
 
 @frozen
 class MotionVector:
-    """Camera motion for ``/runway/pro/generate`` (wire reference §1.1).
+    """Camera motion for ``/runway/pro/generate`` (see :doc:`/quirks`).
 
     The docs name the keys only; read as x/y pan, z zoom, r roll, and background pans.
     """
@@ -103,7 +103,7 @@ class _ProRequest:
 
 @frozen
 class TextToVideo(_ProRequest):
-    """``POST /runway/pro/generate`` text to video (wire reference §1.1).
+    """``POST /runway/pro/generate`` text to video (see :doc:`/quirks`).
 
     Builds exactly the documented body: ``callback_url, ratio, prompt, style, model,
     options.seconds, options.motion_vector``.
@@ -127,7 +127,7 @@ class TextToVideo(_ProRequest):
 
 @frozen
 class ImageToVideo(_ProRequest):
-    """``POST /runway/pro/generate`` with ``image``: animate an image (wire reference §1.2).
+    """``POST /runway/pro/generate`` with ``image``: animate an image (see :doc:`/quirks`).
 
     ``end_image`` is the end-frame image; CometAPI's pages do not show its wire name, the
     upstream format calls it ``last_image`` (§6 C12), which is what is sent.
@@ -159,7 +159,7 @@ class ImageToVideo(_ProRequest):
 
 @frozen
 class VideoToVideo(_ProRequest):
-    """``POST /runway/pro/video2video``: restyle a video (wire reference §1.3)."""
+    """``POST /runway/pro/video2video``: restyle a video (see :doc:`/quirks`)."""
 
     path: ClassVar[str] = "/runway/pro/video2video"
 

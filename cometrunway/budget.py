@@ -64,7 +64,7 @@ class RequestBudget:
         self._paused_until = 0.0
         self._created = self._probed_at = clock()
         self._successes: collections.deque[float] = collections.deque()
-        self.rate_limited = 0
+        self.rate_limited: int = 0
 
     @property
     def rate(self) -> float:

@@ -28,7 +28,7 @@ from collections.abc import (
 )
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypedDict, Unpack
 
 import aiohttp
 from attrs import frozen
@@ -51,9 +51,12 @@ from .poller import Poller, PollerStatistics
 from .protocol import DEFAULT_RUNWAY_VERSION, build_submit, check_poll_route, check_task_id
 from .transport import DEFAULT_TIMEOUT, AiohttpTransport, Transport
 
-__all__ = ["DEFAULT_BASE_URL", "Client", "ClientStatistics", "request_key"]
+if TYPE_CHECKING:
+    from aiohttp import web
 
-log = logging.getLogger("cometrunway")
+__all__ = ["DEFAULT_BASE_URL", "Client", "ClientOptions", "ClientStatistics", "request_key"]
+
+log: logging.Logger = logging.getLogger("cometrunway")
 
 _CALLBACK_TOKEN_BYTES = 24  # a 32-character token
 
@@ -75,6 +78,24 @@ class ClientStatistics:
     rate_limited: int
     request_rate: float
     poller: PollerStatistics
+
+
+class ClientOptions(TypedDict, total=False):
+    """``Client``'s keyword options, as ``Client.from_env(**options)`` takes them."""
+
+    base_url: str
+    runway_version: str | None
+    callback_url: str | None
+    callback_token: str | None
+    session: aiohttp.ClientSession | None
+    retry: RetryPolicy
+    poll: PollPolicy
+    journal: str | os.PathLike[str] | Journal | None
+    http_timeouts: aiohttp.ClientTimeout
+    transport: Transport | None
+    on_event: Callable[[Event], object] | None
+    clock: Clock
+    sleep: Sleep
 
 
 class Client:
@@ -198,8 +219,9 @@ class Client:
         return key or request_key(build_submit(request, api_key="-"))[0]
 
     @classmethod
-    def from_env(cls, **kwargs: Any) -> Self:
-        """A client keyed by ``COMETAPI_KEY`` (and ``COMETAPI_BASE_URL`` when set)."""
+    def from_env(cls, **kwargs: Unpack[ClientOptions]) -> Self:
+        """A client keyed by ``COMETAPI_KEY`` (and ``COMETAPI_BASE_URL`` when set); takes
+        ``Client``'s keyword options."""
         key = os.environ.get("COMETAPI_KEY", "").strip()
         if not key:
             raise ValueError(
@@ -510,7 +532,7 @@ class Client:
         task: Task | TaskHandle,
         dest: str | os.PathLike[str],
         *,
-        progress: Any = None,
+        progress: Callable[[int, int | None], object] | None = None,
         route: PollRoute | None = None,
     ) -> list[Path]:
         """Stream a finished task's outputs to ``dest`` (a folder, or a file path).
@@ -556,7 +578,7 @@ class Client:
 
     def callback_app(
         self, path: str = "/runway/callback", *, max_body_bytes: int = 256 * 1024
-    ) -> aiohttp.web.Application:
+    ) -> web.Application:
         """An ``aiohttp.web.Application`` receiving this client's callbacks on ``POST path``;
         each one wakes the poller for its task. See ``cometrunway.webhooks.aiohttp_app``."""
         from .webhooks import aiohttp_app

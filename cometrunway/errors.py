@@ -148,7 +148,7 @@ class AuthenticationError(APIError):
 class TaskNotFound(APIError, LookupError):
     """The server does not know this task id (``task_not_exist``).
 
-    Right after a create this is normal for a while (wire reference §3.1); the poller only
+    Right after a create this is normal for a while (see :doc:`/quirks`); the poller only
     raises it once ``PollPolicy.not_found_grace`` has passed since the submit.
     """
 

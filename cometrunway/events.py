@@ -21,7 +21,7 @@ from attrs import define, field, frozen
 
 from .models import Task, TaskStatus
 
-log = logging.getLogger("cometrunway.events")
+log: logging.Logger = logging.getLogger("cometrunway.events")
 
 __all__ = [
     "AmbiguousSubmit",

@@ -46,7 +46,7 @@ class TaskHandle:
     def __init__(
         self, task_id: str, *, poll_route: PollRoute, download: DownloadFn | None = None
     ) -> None:
-        self.task_id = task_id
+        self.task_id: str = task_id
         self.poll_route: PollRoute = poll_route
         self._download = download
         self._task: Task | None = None

@@ -1,8 +1,9 @@
 """Value types: one frozen request model per CometAPI Runway route, and the ``Task`` snapshot.
 
-Request models validate at construction what the wire reference states (§1, §8) and raise a
-``ValueError`` naming the field and what is allowed. What the docs call open-ended (model
-names, most ratios, durations the provider decides) is not checked: CometAPI forwards it.
+Request models validate at construction what CometAPI's docs state (see :doc:`/quirks` where
+they contradict themselves) and raise a ``ValueError`` naming the field and what is allowed.
+What the docs call open-ended (model names, most ratios, durations the provider decides) is
+not checked: CometAPI forwards it.
 Every request takes ``extra``, a mapping merged into the wire body for fields the docs do not
 show yet. Turning a model into a wire body is ``_converter``'s job.
 
@@ -103,7 +104,8 @@ REQUEST_TYPES: tuple[type, ...] = (
 
 
 class TaskStatus(enum.StrEnum):
-    """Where a task stands; every status vocabulary of the wire reference §2 maps onto it."""
+    """Where a task stands; every status vocabulary CometAPI uses maps onto it (see C15 in
+    :doc:`/quirks`)."""
 
     PENDING = "PENDING"
     RUNNING = "RUNNING"
@@ -129,7 +131,7 @@ class Task:
     as received, so that thousands of tracked snapshots stay small), for what the model
     does not name. Output URLs expire (Runway: 24–48 h): download promptly.
     ``estimated_cost`` and ``cost`` are credits when the server says (Runway's
-    ``estimatedCost``/``cost``, wire reference §8.2), else None.
+    ``estimatedCost``/``cost``, see §8.2 in :doc:`/quirks`), else None.
     """
 
     task_id: str

@@ -86,7 +86,7 @@ class PollPolicy:
       ``max_interval``, doubles while a task is queued, and shrinks (down to
       ``min_interval``) when progress says the task is about to finish.
     * ``not_found_grace`` — how long ``task_not_exist`` counts as "not visible yet" after a
-      submit before the handle fails with ``TaskNotFound`` (wire reference §1.5, §6 C14).
+      submit before the handle fails with ``TaskNotFound`` (see C14 in :doc:`/quirks`).
     * ``requests_per_second`` — one budget shared by submits and polls; a 429 anywhere
       pauses the client for its ``Retry-After`` and halves the rate until it recovers.
     * ``max_concurrent_polls`` — polls in flight at once.

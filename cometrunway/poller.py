@@ -10,7 +10,7 @@ known about it:
 * otherwise the interval grows with the task's age, and doubles while it is queued.
 
 Transient poll failures keep a task pending (with backoff); ``task_not_exist`` is "not
-visible yet" for ``not_found_grace`` after the submit (wire reference §1.5, §6 C14); a
+visible yet" for ``not_found_grace`` after the submit (see C14 in :doc:`/quirks`); a
 401/403 fails every handle. Clock, sleep and randomness are injectable.
 
 The poller knows two small objects, not the client: a ``TaskSource`` (one poll: build, send,
@@ -41,7 +41,7 @@ from .protocol import PollDisposition, is_queued, poll_disposition
 
 __all__ = ["Poller", "PollerStatistics", "TaskSink", "TaskSource"]
 
-log = logging.getLogger("cometrunway.poller")
+log: logging.Logger = logging.getLogger("cometrunway.poller")
 
 
 class TaskSource(Protocol):

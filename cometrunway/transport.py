@@ -25,7 +25,7 @@ from .protocol import HTTPRequest, HTTPResponse
 
 __all__ = ["DEFAULT_TIMEOUT", "MAX_BODY_BYTES", "AiohttpTransport", "Transport"]
 
-log = logging.getLogger("cometrunway.transport")
+log: logging.Logger = logging.getLogger("cometrunway.transport")
 
 # Connects fail fast; a whole exchange is allowed 75 s (creates can take a while to ack).
 # One deadline per request: API answers are small enough for a total to say it all.

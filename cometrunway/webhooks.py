@@ -1,6 +1,6 @@
 """Receiving CometAPI's task callbacks, and turning each one into an early poll.
 
-CometAPI posts a ``/runway/pro/*`` task's result to its ``callback_url`` (wire reference §4).
+CometAPI posts a ``/runway/pro/*`` task's result to its ``callback_url`` (see :doc:`/quirks`).
 Nothing about those posts is signed or documented beyond that, so this module treats a
 callback as a *hint*: it checks the secret ``token`` the client put in its callback URL,
 reads the task id, and calls ``client.wake(task_id)``. The poller then confirms with a real
@@ -50,7 +50,7 @@ __all__ = [
     "starlette_endpoint",
 ]
 
-log = logging.getLogger("cometrunway.webhooks")
+log: logging.Logger = logging.getLogger("cometrunway.webhooks")
 
 DEFAULT_CALLBACK_PATH = "/runway/callback"
 # A callback record is well under 2 KiB (§1.5 F3); a quarter MiB leaves room for any

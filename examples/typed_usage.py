@@ -18,6 +18,8 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import assert_type
 
+from aiohttp import web
+
 from cometrunway import (
     AmbiguousSubmitError,
     BatchSubmitError,
@@ -85,6 +87,12 @@ async def maybe_created(client: Client, fake: FakeCometAPI) -> str:
     raise AssertionError("the create should have been ambiguous")
 
 
+def client_from_environment() -> Client:
+    """``from_env`` takes ``Client``'s options by name and type: a misspelt or mistyped one
+    is a type error (not called here: it needs ``COMETAPI_KEY``)."""
+    return Client.from_env(poll=FAST, journal="run.sqlite", runway_version=None)
+
+
 async def main() -> None:
     flagged = Lifecycle.by_polls(1, 1).failing("flagged", code="SAFETY.INPUT.TEXT")
     lives = {FLAGGED: flagged}
@@ -92,6 +100,7 @@ async def main() -> None:
     async with fake_api as fake, Client("demo-key", base_url=fake.url, poll=FAST) as client:
         handle = await client.submit(TextToVideo("a paper boat on a lake"))
         assert_type(handle.task_id, str)
+        assert_type(client.callback_app(), web.Application)
         task = await handle
         assert_type(task, Task)
         assert_type(task.video_url, str | None)

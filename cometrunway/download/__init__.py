@@ -1,7 +1,7 @@
 """Streaming a finished task's outputs to disk: resumable, atomic, and without the API key.
 
-Output URLs point at a storage host, not at CometAPI, and they expire (wire reference §1.10,
-Appendix 5). So downloads here:
+Output URLs point at a storage host, not at CometAPI, and they expire (Runway: 24–48 h).
+So downloads here:
 
 * use their own aiohttp session with no default headers, no cookies and no environment
   credentials: the CometAPI key (and ``X-Runway-Version``) never reach the output host;
@@ -62,7 +62,7 @@ __all__ = [
     "output_filename",
 ]
 
-log = logging.getLogger("cometrunway.download")
+log: logging.Logger = logging.getLogger("cometrunway.download")
 
 
 # ---------------------------------------------------------------- naming

@@ -23,7 +23,7 @@ from .integrity import truncation_problem
 from .naming import _host, _shown
 from .parts import complete_part, discard_part, open_part
 
-log = logging.getLogger("cometrunway.download")
+log: logging.Logger = logging.getLogger("cometrunway.download")
 
 Progress = Callable[[int, int | None], Any]
 """``progress(bytes_done, total_or_None)``, called per file as bytes arrive (may be async)."""

@@ -307,7 +307,7 @@ _SUBMIT_RETRY_STATUSES = frozenset({502, 503})
 
 
 def submit_disposition(error: BaseException) -> SubmitDisposition:
-    """Whether a create that failed with ``error`` may be sent again (wire reference §3.2)."""
+    """Whether a create that failed with ``error`` may be sent again (see :doc:`/quirks`)."""
     if isinstance(error, TransportError):
         return SubmitDisposition.AMBIGUOUS if error.request_sent else SubmitDisposition.RETRY
     if isinstance(error, RateLimitError):

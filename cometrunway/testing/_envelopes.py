@@ -41,13 +41,13 @@ def output_url(base: str, task_id: str, name: str) -> str:
 
 
 def estimated_credits(task: TaskRecord) -> int:
-    """What the fake says a task will cost (wire reference §8.2)."""
+    """What the fake says a task will cost (see §8.2 in :doc:`/quirks`)."""
     return CREDITS_BY_ACTION.get(task.action, _DEFAULT_CREDITS)
 
 
 def final_credits(task: TaskRecord) -> int:
     """What a finished task cost: the estimate if it succeeded; refunded (0) otherwise, as
-    Runway reports fully refunded tasks (wire reference §8.2)."""
+    Runway reports fully refunded tasks (see §8.2 in :doc:`/quirks`)."""
     return estimated_credits(task) if task.outcome == "succeed" else 0
 
 
@@ -65,7 +65,7 @@ def progress_of(task: TaskRecord, now: float) -> float:
 
 
 def create_answer(task: TaskRecord, envelope: str) -> dict[str, Any]:
-    """A ``/runway/pro/*`` create answer in envelope A1, A2 or A3 (wire reference §1.A)."""
+    """A ``/runway/pro/*`` create answer in envelope A1, A2 or A3 (see :doc:`/quirks`)."""
     data: dict[str, Any] = {"task_id": task.task_id}
     if envelope == "A2":
         # Compatibility pages, newer snapshot: no exec_time, message and msg (§1.A A2).
@@ -114,7 +114,7 @@ def poll_answer(
 def runway_task(
     task: TaskRecord, phase: _Phase, now: float, base: str, with_cost: bool
 ) -> dict[str, Any]:
-    """The bare Runway task object (wire reference §1.10 T1, §5), with Runway's cost fields
+    """The bare Runway task object (see :doc:`/quirks`), with Runway's cost fields
     on official tasks when ``with_cost`` (§8.2): ``estimatedCost`` until it ends, then
     ``cost``."""
     created = datetime.fromtimestamp(task.created_wall, UTC)
@@ -143,7 +143,7 @@ def runway_task(
 
 
 def lowercase_task(task: TaskRecord, phase: _Phase, now: float, base: str) -> dict[str, Any]:
-    """A task object as CometAPI's tutorial reads it (wire reference §8.5): lowercase status
+    """A task object as CometAPI's tutorial reads it (see §8.5 in :doc:`/quirks`): lowercase status
     words, and a failure's text under ``error``."""
     answer = runway_task(task, phase, now, base, with_cost=False)
     answer["status"] = answer["status"].lower()
@@ -193,7 +193,7 @@ def wrapper_record(
 
 
 def upstream_record(task: TaskRecord, phase: _Phase, base: str) -> dict[str, Any]:
-    """The upstream record (wire reference §1.5 F3): digits, 3 = success, 2 = failure
+    """The upstream record (see :doc:`/quirks`): digits, 3 = success, 2 = failure
     (§6 C4); times are unix seconds as strings; URLs null until done."""
     succeeded = phase is _Phase.DONE and task.outcome == "succeed"
     failed = phase is _Phase.DONE and not succeeded

@@ -84,7 +84,7 @@ class FakeCometAPI(_RequestPipeline):
     """An in-process fake of CometAPI's Runway routes on a real aiohttp server.
 
     Use ``async with FakeCometAPI() as fake:`` (or ``await fake.start()`` /
-    ``await fake.close()``) and point a client at ``fake.url``. Serves (wire reference §1):
+    ``await fake.close()``) and point a client at ``fake.url``. Serves (see :doc:`/quirks`):
     ``POST /runway/pro/{generate,video2video,act_one}``, ``POST /runway/feed``,
     ``POST /runwayml/v1/{image_to_video,video_to_video,video_upscale,character_performance,
     text_to_image,text_to_speech,sound_effect}`` (the last two: §8.1),
@@ -142,12 +142,12 @@ class FakeCometAPI(_RequestPipeline):
     ``created_count()`` and ``request_count(kind)`` count them in O(1).
     """
 
-    create_envelope = _Choice[CreateEnvelope]("A1", "A2", "A3")
-    feed_envelope = _Choice[FeedEnvelope]("F1", "F2", "F3")
-    tasks_envelope = _Choice[TasksEnvelope]("T1", "T2", "lowercase")
-    not_found_shape = _Choice[NotFoundShape](*NOT_FOUND_SHAPES)
-    unknown_route = _Choice[UnknownRoute]("html", "json")
-    callback_format = _Choice[CallbackFormat]("F3", "F1")
+    create_envelope: _Choice[CreateEnvelope] = _Choice[CreateEnvelope]("A1", "A2", "A3")
+    feed_envelope: _Choice[FeedEnvelope] = _Choice[FeedEnvelope]("F1", "F2", "F3")
+    tasks_envelope: _Choice[TasksEnvelope] = _Choice[TasksEnvelope]("T1", "T2", "lowercase")
+    not_found_shape: _Choice[NotFoundShape] = _Choice[NotFoundShape](*NOT_FOUND_SHAPES)
+    unknown_route: _Choice[UnknownRoute] = _Choice[UnknownRoute]("html", "json")
+    callback_format: _Choice[CallbackFormat] = _Choice[CallbackFormat]("F3", "F1")
 
     def __init__(
         self,
@@ -177,7 +177,7 @@ class FakeCometAPI(_RequestPipeline):
     ) -> None:
         super().__init__(latency=latency, record_requests=record_requests, clock=clock)
         self.api_key = api_key
-        self.lifecycle = lifecycle if lifecycle is not None else Lifecycle()
+        self.lifecycle: Lifecycle = lifecycle if lifecycle is not None else Lifecycle()
         self.lifecycle_for = lifecycle_for
         self.create_envelope = create_envelope
         self.feed_envelope = feed_envelope

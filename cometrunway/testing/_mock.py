@@ -34,7 +34,7 @@ class MockTransport:
             )
         self._handler = handler
         self.requests: list[HTTPRequest] = []
-        self.closed = False
+        self.closed: bool = False
 
     async def send(self, request: HTTPRequest) -> HTTPResponse:
         if self.closed:

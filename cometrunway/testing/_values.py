@@ -43,7 +43,7 @@ class Lifecycle:
     on its first poll.
 
     For the first ``not_found_polls`` polls, and for ``not_found_for`` seconds after the
-    create, polls answer ``task_not_exist`` (wire reference §1.5, §3.1); those polls do not
+    create, polls answer ``task_not_exist`` (see :doc:`/quirks`); those polls do not
     count as answered. ``fail_reason``/``failure_code`` describe a ``"fail"`` outcome;
     ``queued_word`` is the wrapper status word while queued (``QUEUED``, ``NOT_START`` or
     ``SUBMITTED``, §2).
@@ -219,7 +219,7 @@ class Fault:
 
     @classmethod
     def task_not_exist(cls, shape: NotFoundShape = "code_400") -> Fault:
-        """A "not visible yet" answer in one of the shapes of wire reference §8.4 (for the
+        """A "not visible yet" answer in one of the shapes of §8.4 in :doc:`/quirks` (for the
         "poll" or "cancel" kinds): ``"code_400"``, ``"code_200"``, ``"status_200"``,
         ``"message_200"`` or ``"text_400"``; see ``NOT_FOUND_SHAPES``."""
         if shape not in NOT_FOUND_SHAPES:
