@@ -37,6 +37,7 @@ from ..events import (
 )
 from ..models import TaskStatus
 from ._common import emit_json, note, printable, redact, say, task_json
+from ._credits import credits_line
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -161,7 +162,8 @@ def summary_line(summary: Mapping[str, Any]) -> str:
         )
     if summary.get("results"):
         line += f"\nresults: {summary['results']}"
-    return line
+    credits = credits_line(summary)
+    return line + f"\n{credits}" if credits else line
 
 
 # ---------------------------------------------------------------- JSON lines
