@@ -5,6 +5,11 @@ and impossible (feed tasks)."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -273,3 +278,73 @@ def test_credits_line_says_unknown_when_the_server_says_nothing() -> None:
         "credits: 4 spent (estimated 4); unknown for 1 task"
     )
     assert credits_line({"credits_unknown": 0}) is None
+
+
+def test_cancel_on_a_server_without_the_route_is_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    from cometrunway.cli import main
+
+    assert main(["cancel", "task-1", "--fake"]) == 1  # the embedded fake answers 405
+    assert "cancel is not supported by this server" in capsys.readouterr().err
+
+
+def run_cli(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cometrunway", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("COMETAPI_KEY", "COMETAPI_BASE_URL", "COMETRUNWAY_LOG")
+    }
+    return {**env, "PYTHONUNBUFFERED": "1", **extra}
+
+
+# A fake in its own process that cancels like Runway, with tasks queued for a minute.
+FAKE_OPTIONS = ("--port", "0", "--allow-cancel", "--queued-for", "60")
+
+
+@pytest.mark.slow
+def test_generate_speech_then_cancel_and_wait_against_a_fake_process() -> None:
+    fake = subprocess.Popen(
+        [sys.executable, "-m", "cometrunway.testing", *FAKE_OPTIONS],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+    )
+    try:
+        assert fake.stdout is not None
+        url = fake.stdout.readline().strip()
+        env = cli_env(COMETAPI_KEY=KEY, COMETAPI_BASE_URL=url)
+        created = run_cli("generate", "--speech", "Hello.", env=env)
+        assert created.returncode == 0, created.stderr
+        task_id = created.stdout.strip()
+        assert "--route tasks" in created.stderr  # the follow-up hint names the route
+        cancelled = run_cli("cancel", task_id, "--wait", "--json", env=env)
+        assert cancelled.returncode == 0, cancelled.stderr
+        lines = [json.loads(line) for line in cancelled.stdout.splitlines()]
+        assert lines[0] == {"event": "cancel_requested", "task_id": task_id}
+        assert (lines[-1]["status"], lines[-1]["cost"]) == ("CANCELLED", 0)
+    finally:
+        fake.send_signal(signal.SIGINT)
+        fake.communicate(timeout=10)
+
+
+@pytest.mark.slow
+def test_generate_speech_with_fake_reports_credits() -> None:
+    result = run_cli("generate", "--speech", "Hello.", "--fake", "--wait", "--json", env=cli_env())
+    assert result.returncode == 0, result.stderr
+    summary = [json.loads(line) for line in result.stdout.splitlines()][-1]
+    assert summary["event"] == "summary"
+    assert (summary["credits_spent"], summary["credits_estimated"]) == (
+        SPEECH_CREDITS,
+        SPEECH_CREDITS,
+    )
