@@ -6,10 +6,12 @@ and impossible (feed tasks)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -247,12 +249,26 @@ def test_generate_audio_flags_refuse_what_does_not_fit(argv: tuple[str, ...], me
     assert refused.value.code == ExitCode.USAGE
 
 
+@pytest.fixture
+def cli_logging() -> Iterator[None]:
+    """``main()`` in-process installs a stderr handler on the ``cometrunway`` logger: put
+    the logger back as it was, so later tests never log to this test's closed stderr."""
+    logger = logging.getLogger("cometrunway")
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+    logger.propagate = propagate
+
+
+@pytest.mark.usefixtures("cli_logging")
 def test_generate_without_prompt_or_audio_is_a_usage_error() -> None:
     from cometrunway.cli import main
 
     assert main(["generate", "--fake"]) == 2
 
 
+@pytest.mark.usefixtures("cli_logging")
 def test_cancel_of_a_feed_task_is_a_usage_error_before_anything_is_sent() -> None:
     from cometrunway.cli import main
 
@@ -280,6 +296,7 @@ def test_credits_line_says_unknown_when_the_server_says_nothing() -> None:
     assert credits_line({"credits_unknown": 0}) is None
 
 
+@pytest.mark.usefixtures("cli_logging")
 def test_cancel_on_a_server_without_the_route_is_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
     from cometrunway.cli import main
 
