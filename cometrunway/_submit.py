@@ -38,7 +38,8 @@ from .handles import TaskHandle
 from .journal import EntryState, Journal, JournalEntry
 from .models import PollRoute, Request
 from .policies import RetryPolicy
-from .protocol import HTTPRequest, HTTPResponse, SubmitDisposition, parse_submit, submit_disposition
+from .protocol import HTTPRequest, HTTPResponse, SubmitDisposition, submit_disposition
+from .protocol.tasks import parse_created
 
 __all__ = ["Submitter", "request_key"]
 
@@ -203,7 +204,8 @@ class Submitter:
             if journal is not None and key is not None and create.attempts > 1:
                 await journal.mark_sending(key)  # the claim did it for the first attempt
             try:
-                task_id = parse_submit(await self._send(create.http))
+                created = parse_created(await self._send(create.http))
+                task_id = created.task_id
             except CometRunwayError as exc:
                 if journal is not None and key is not None:
                     await _journal_failure(journal, key, exc)
@@ -234,7 +236,16 @@ class Submitter:
                     return
             log.info("created task %s (%s)", task_id, type(request).__name__)
             handle = self._follow(task_id, request.poll_route, submitted_at)
-            self._events.emit(Submitted(task_id, key, type(request).__name__, create.label))
+            handle._note_estimate(created.estimated_cost)  # Runway's estimate (wire §8.2)
+            self._events.emit(
+                Submitted(
+                    task_id,
+                    key,
+                    type(request).__name__,
+                    create.label,
+                    estimated_cost=created.estimated_cost,
+                )
+            )
         except BaseException as exc:
             # A bug, or the client cancelled mid-attempt: the caller hears it, the group too.
             if not outcome.done():

@@ -35,6 +35,7 @@ from attrs import frozen
 
 from . import _reconcile
 from ._batching import as_completed, attempt_each, check_concurrency, listed
+from ._cancel import Canceller
 from ._keyguard import KeyGuard
 from ._observer import TaskObserver
 from ._options import DEFAULT_BASE_URL, check_options, with_token
@@ -204,6 +205,14 @@ class Client:
             follow=self._follow,
             spawn=self._spawn,
             clock=clock,
+        )
+        self._canceller = Canceller(
+            send,
+            api_key=self._api_key,
+            runway_version=self._runway_version,
+            journal=lambda: self._journal,
+            lookup=self._poller.get,
+            wake=self._poller.wake,
         )
 
     @staticmethod
@@ -433,7 +442,12 @@ class Client:
         existing = self._poller.get(task_id)
         if existing is not None:
             return existing
-        handle = TaskHandle(task_id, poll_route=route, download=self._download_for_handle)
+        handle = TaskHandle(
+            task_id,
+            poll_route=route,
+            download=self._download_for_handle,
+            cancel=self._canceller.cancel,
+        )
         if self._state is not _State.OPEN:
             log.warning("task %s was created while the client was closing", task_id)
             handle._fail(self._closed_error(task_id))
@@ -507,6 +521,15 @@ class Client:
         """Poll one task once, now, and return its snapshot (it need not be followed)."""
         self._check_open()
         return await self._source.fetch(task_id, route)
+
+    async def cancel(self, task_id: str, *, route: PollRoute | None = None) -> None:
+        """Ask the server to cancel a ``/runwayml/v1/*`` task (``DELETE
+        /runwayml/v1/tasks/{id}``); ``route`` defaults to the followed handle's, else "tasks".
+        Raises ``CancelNotSupported`` on a 404/405 or a ``/runway/pro/*`` task. The task is
+        not assumed stopped: its handle ends when a poll says CANCELLED (see
+        ``TaskHandle.cancel``)."""
+        self._check_open()
+        await self._canceller.cancel(task_id, route)
 
     def wake(self, task_id: str) -> bool:
         """Poll this task now (a callback says it changed); False if it is not followed."""

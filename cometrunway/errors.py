@@ -14,6 +14,7 @@
     ├── DecodeError                            an answer we cannot read (also ``ValueError``)
     ├── AmbiguousSubmitError(request)          a create that may have reached the server
     ├── TaskFailed(task)                       the remote task ended FAILED or CANCELLED
+    ├── CancelNotSupported(task_id)            no cancel route for this task on this server
     ├── ClientStateError                       used outside its lifecycle (``RuntimeError``)
     ├── JournalError                           journal file corrupt, foreign or newer
     │   ├── JournalKeyConflict(key)            a key already journaled for another request
@@ -55,6 +56,7 @@ __all__ = [
     "AuthenticationError",
     "BatchDownloadError",
     "BatchSubmitError",
+    "CancelNotSupported",
     "ClientStateError",
     "CometRunwayError",
     "DecodeError",
@@ -240,6 +242,19 @@ class TaskFailed(CometRunwayError):
         status = getattr(getattr(task, "status", None), "value", "failed")
         detail = f"{reason} [{code}]" if code else reason
         super().__init__(f"task {getattr(task, 'task_id', '?')} {status.lower()}: {detail}")
+
+
+class CancelNotSupported(CometRunwayError):
+    """This task cannot be cancelled here: the server answered the cancel with 404/405
+    (CometAPI does not document ``DELETE /runwayml/v1/tasks/{id}``, wire §8.6), or the task
+    is a ``/runway/pro/*`` one, which has no cancel route at all. The task is still
+    followed (and may still cost money); ``status`` is the HTTP status, None if nothing was
+    sent."""
+
+    def __init__(self, message: str, *, task_id: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.status = status
 
 
 class ClientStateError(CometRunwayError, RuntimeError):

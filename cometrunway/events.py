@@ -1,8 +1,9 @@
 """Typed events about submits and tasks, and a batch tally for progress displays.
 
-The client emits a frozen event for each thing that happens: a task created, its status or
-progress changed, it succeeded or failed, a create that may have been accepted, an id the
-server never knew. Read them from ``client.events()`` (an async iterator per reader) or pass
+The client emits a frozen event for each thing that happens: a task created (with Runway's
+cost estimate when the server sent one), its status or progress changed, it succeeded or
+failed (the finished ``Task`` carries its ``cost``), a create that may have been accepted, an
+id the server never knew. Read them from ``client.events()`` (an async iterator per reader) or pass
 ``Client(on_event=callback)``. Per task, events come in the order they happened.
 
 ``BatchTally`` folds events into counts per state and an ETA, for progress bars.
@@ -45,6 +46,7 @@ class Submitted:
     request_type: str
     label: str | None = None
     reused: bool = False  # True: the journal already had it, nothing was paid again
+    estimated_cost: float | None = None  # credits, when the create answer said (wire §8.2)
 
 
 @frozen
@@ -68,6 +70,16 @@ class TaskFinished:
     @property
     def succeeded(self) -> bool:
         return self.status is TaskStatus.SUCCEEDED
+
+    @property
+    def cost(self) -> float | None:
+        """Credits the task cost, when the server said (wire §8.2); None: unknown."""
+        return self.task.cost
+
+    @property
+    def estimated_cost(self) -> float | None:
+        """Credits the server estimated, when it said in this last answer; None: unknown."""
+        return self.task.estimated_cost
 
 
 @frozen
@@ -167,6 +179,8 @@ class BatchTally:
     ambiguous: int = 0
     rejected: int = 0
     started: float = field(init=False)
+    _estimates: dict[str, float] = field(init=False, factory=dict)
+    _costs: dict[str, float] = field(init=False, factory=dict)
     _status: dict[str, TaskStatus] = field(init=False, factory=dict)
     _progress: dict[str, float] = field(init=False, factory=dict)
 
@@ -185,18 +199,43 @@ class BatchTally:
     def progress_of(self, task_id: str) -> float | None:
         return self._progress.get(task_id)
 
+    @property
+    def credits_spent(self) -> float | None:
+        """Credits the finished tasks cost, summed over those whose cost the server said;
+        None when it said none (CometAPI may not pass Runway's ``cost`` on, wire §8.2)."""
+        return sum(self._costs.values()) if self._costs else None
+
+    @property
+    def credits_estimated(self) -> float | None:
+        """Credits the server estimated, summed over the tasks it estimated; None if none."""
+        return sum(self._estimates.values()) if self._estimates else None
+
+    @property
+    def cost_unknown(self) -> int:
+        """Finished tasks whose cost the server did not say."""
+        return self.finished - len(self._costs)
+
+    def _note_credits(self, task_id: str, estimate: float | None, cost: float | None) -> None:
+        if estimate is not None:
+            self._estimates[task_id] = estimate
+        if cost is not None:
+            self._costs[task_id] = cost
+
     def add(self, event: Event) -> None:
         if isinstance(event, Submitted):
             self.submitted += 1
             self.reused += event.reused
             self._move(event.task_id, TaskStatus.PENDING)
+            self._note_credits(event.task_id, event.estimated_cost, None)
         elif isinstance(event, StatusChanged):
             self._move(event.task_id, event.status)
+            self._note_credits(event.task_id, event.task.estimated_cost, None)
             if event.progress is not None:
                 self._progress[event.task_id] = event.progress
         elif isinstance(event, TaskFinished):
             self._move(event.task_id, None)
             self._progress.pop(event.task_id, None)
+            self._note_credits(event.task_id, event.estimated_cost, event.cost)
             if event.succeeded:
                 self.succeeded += 1
             else:

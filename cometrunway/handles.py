@@ -1,7 +1,7 @@
 """``TaskHandle``: an awaitable reference to one remote task that the poller follows.
 
 It imports only the models: the poller settles it (``_update``/``_resolve``/``_fail``) and
-its ``download()`` goes through a callable the client injects.
+its ``download()`` and ``cancel()`` go through callables the client injects.
 """
 
 from __future__ import annotations
@@ -13,15 +13,19 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import attrs
+
 from .models import PollRoute, Task, TaskStatus
 
-__all__ = ["DownloadFn", "TaskHandle"]
+__all__ = ["CancelFn", "DownloadFn", "TaskHandle"]
 
 # (finished task, its poll route, dest, progress) -> the written paths (Client.download).
 DownloadFn = Callable[
     [Task, PollRoute, "str | os.PathLike[str]", "Callable[[int, int | None], Any] | None"],
     Awaitable[list[Path]],
 ]
+# (task id, its poll route) -> None once the server accepted the cancel (Client.cancel).
+CancelFn = Callable[[str, PollRoute], Awaitable[None]]
 
 
 class TaskHandle:
@@ -34,8 +38,10 @@ class TaskHandle:
     """
 
     __slots__ = (
+        "_cancel",
         "_download",
         "_error_tb",
+        "_estimate",
         "_future",
         "_outcome",
         "_task",
@@ -44,17 +50,26 @@ class TaskHandle:
     )
 
     def __init__(
-        self, task_id: str, *, poll_route: PollRoute, download: DownloadFn | None = None
+        self,
+        task_id: str,
+        *,
+        poll_route: PollRoute,
+        download: DownloadFn | None = None,
+        cancel: CancelFn | None = None,
     ) -> None:
         self.task_id: str = task_id
         self.poll_route: PollRoute = poll_route
         self._download = download
+        self._cancel = cancel
         self._task: Task | None = None
         # The finished Task or the error, once done. The future exists only while somebody
         # waits for a handle that is not done yet: most finish before anyone looks.
         self._outcome: Task | BaseException | None = None
         self._future: asyncio.Future[Task] | None = None
         self._error_tb: TracebackType | None = None
+        # The last estimate heard (create answer or poll): Runway sends ``estimatedCost``
+        # only until a task ends, ``cost`` after (wire §8.2); snapshots keep both.
+        self._estimate: float | None = None
 
     def __repr__(self) -> str:
         return f"<TaskHandle {self.task_id} {self.status.value}>"
@@ -114,13 +129,44 @@ class TaskHandle:
         task = await self
         return await self._download(task, self.poll_route, dest, progress)
 
+    async def cancel(self) -> None:
+        """Ask the server to cancel the task (``DELETE /runwayml/v1/tasks/{id}``, wire §8.6).
+
+        Returns once the server accepted; the handle keeps following the task, and awaiting
+        it raises ``TaskFailed`` carrying the CANCELLED task once a poll says so (or gives
+        whatever the task ended with instead: it may have finished first). Raises
+        ``CancelNotSupported`` when the server has no cancel (404/405) or the task is a
+        ``/runway/pro/*`` one (nothing is sent); the task is still followed. A handle that
+        is already done sends nothing.
+        """
+        if self._cancel is None:
+            raise RuntimeError("this handle has no client to cancel with")
+        if self._outcome is not None:
+            return  # finished: on Runway a DELETE would delete its outputs, not cancel it
+        await self._cancel(self.task_id, self.poll_route)
+
     # --- used by the poller -------------------------------------------------------------
 
+    def _note_estimate(self, credits: float | None) -> None:
+        """The create answer's estimate (wire §8.2), kept for the snapshots to come."""
+        if credits is not None:
+            self._estimate = credits
+            if self._task is not None and self._task.estimated_cost is None:
+                self._task = attrs.evolve(self._task, estimated_cost=credits)
+
+    def _with_estimate(self, task: Task) -> Task:
+        if task.estimated_cost is not None:
+            self._estimate = task.estimated_cost
+            return task
+        if self._estimate is None:
+            return task
+        return attrs.evolve(task, estimated_cost=self._estimate)
+
     def _update(self, task: Task) -> None:
-        self._task = task
+        self._task = self._with_estimate(task)
 
     def _resolve(self, task: Task) -> None:
-        self._task = task
+        task = self._task = self._with_estimate(task)
         if self._outcome is None:
             self._outcome = task
             if self._future is not None:
@@ -128,7 +174,7 @@ class TaskHandle:
 
     def _fail(self, error: BaseException, task: Task | None = None) -> None:
         if task is not None:
-            self._task = task
+            self._task = self._with_estimate(task)
         if self._outcome is None:
             self._outcome = error
             self._error_tb = error.__traceback__

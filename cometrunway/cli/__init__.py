@@ -6,7 +6,9 @@ progress view; without it every command still works, with plain lines.
 
 Commands (global options go before or after the command)::
 
-    cometrunway generate PROMPT [--image URL [--end-image URL] [--image-as-end-frame]]
+    cometrunway generate (PROMPT | --speech TEXT [--voice V] |
+                          --sound-effect TEXT [--duration S] [--loop])
+                         [--image URL [--end-image URL] [--image-as-end-frame]]
                          [--model M] [--ratio W:H] [--style S] [--seconds {5,10}]
                          [--motion-x N --motion-y N --motion-z N --motion-r N
                           --motion-bg-x-pan N --motion-bg-y-pan N] [--callback-url URL]
@@ -17,6 +19,7 @@ Commands (global options go before or after the command)::
     cometrunway status TASK_ID [--route {feed,tasks}]
     cometrunway wait TASK_ID [--route {feed,tasks}] [--download DIR]
     cometrunway download TASK_ID DIR [--route {feed,tasks}]
+    cometrunway cancel TASK_ID [--wait]
     cometrunway resume --journal PATH [--download DIR] [--out results.jsonl]
     cometrunway settle --journal PATH KEY (--task-id TASK_ID | --resubmit)
     cometrunway settle --journal PATH (--from FILE | --all --resubmit)
@@ -63,7 +66,7 @@ import sys
 from collections.abc import Sequence
 
 from ..client import DEFAULT_BASE_URL
-from . import _report
+from . import _audio, _cancel, _report
 from ._common import CliError, ExitCode, configure_logging, note
 
 __all__ = ["build_parser", "main"]
@@ -236,7 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Create one video. Prints its task id (stdout) and exits, or with --wait follows it "
         "to the end; --download DIR also saves the outputs (and implies --wait).",
     )
-    p.add_argument("prompt", metavar="PROMPT", help="what the video shows")
+    p.add_argument(
+        "prompt", metavar="PROMPT", nargs="?", help="what the video shows (not with --speech)"
+    )
     p.add_argument("--image", metavar="URL", help="animate this image (an ImageToVideo request)")
     p.add_argument("--end-image", metavar="URL", help="with --image: the frame to end on")
     p.add_argument(
@@ -262,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
             help=text,
         )
     p.add_argument("--callback-url", metavar="URL", help="CometAPI posts the result here")
+    _audio.add_audio_arguments(p)
     p.add_argument("--wait", action="store_true", help="follow the task until it ends")
     p.add_argument("--download", metavar="DIR", help="save the outputs to DIR (implies --wait)")
     p.add_argument(
@@ -327,6 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task_id", metavar="TASK_ID")
     p.add_argument("dir", metavar="DIR")
     p.add_argument("--route", choices=("feed", "tasks"), default="feed", help=route_help)
+    _global_options(p, on_command=True)
+
+    p = command("cancel", _cancel.SUMMARY, _cancel.DESCRIPTION)
+    _cancel.add_cancel_arguments(p)
     _global_options(p, on_command=True)
 
     p = command(

@@ -21,7 +21,10 @@ from ..errors import AuthenticationError, EndpointError, TaskNotFound, Transport
 from ..journal import POSTGRES_SCHEMES, EntryState, JournalEntry
 from ..journal._pg_schema import redact
 from ..models import PollRoute
+from ._audio import audio_fields
+from ._cancel import cmd_cancel
 from ._common import CliError, ExitCode, emit_json, note, say, task_json
+from ._credits import credits_line, credits_summary, task_credits
 from ._display import make_display
 from ._inputs import InputError, Item, make_item, read_batch
 from ._jobs import (
@@ -411,6 +414,13 @@ async def cmd_resume(args: argparse.Namespace, interrupt: Interrupt) -> int:
 
 
 def _generate_fields(args: argparse.Namespace) -> dict[str, Any]:
+    audio = audio_fields(args)
+    if audio is not None:
+        return audio
+    if args.prompt is None:
+        raise CliError(
+            "generate needs PROMPT (or --speech TEXT, --sound-effect TEXT)", ExitCode.USAGE
+        )
     fields: dict[str, Any] = {"prompt": args.prompt}
     if args.end_image and not args.image:
         raise CliError("--end-image needs --image (the first frame)", ExitCode.USAGE)
@@ -452,6 +462,9 @@ def _single_report(args: argparse.Namespace, job: Job) -> None:
         note(f"  error   {row.error}{code}")
     if row.download_error:
         note(f"  download failed: {row.download_error}")
+    credits = credits_line(credits_summary([job.handle]))
+    if credits:
+        say(f"  {credits}")
 
 
 async def cmd_generate(args: argparse.Namespace, interrupt: Interrupt) -> int:
@@ -503,13 +516,15 @@ async def cmd_generate(args: argparse.Namespace, interrupt: Interrupt) -> int:
         raise CliError(f"the server refused the request: {job.rows[0].error}", ExitCode.FAILED)
     if not wait:
         if not args.json:
+            # Official-format tasks are polled on the tasks route (wire §1.10).
+            route = ["--route", "tasks"] if item.request.poll_route == "tasks" else []
             say(job.task_id or "")
-            note(_follow_hint(args, job.task_id or ""))
+            note(_follow_hint(args, job.task_id or "", *route))
         return ExitCode.OK
     return _finish_single(args, run, job, started, download_dir)
 
 
-def _follow_hint(args: argparse.Namespace, task_id: str) -> str:
+def _follow_hint(args: argparse.Namespace, task_id: str, *route: str) -> str:
     if args.fake:
         # The embedded fake stops with this command and forgets its tasks: no later
         # command can follow this id. Say what does work.
@@ -519,8 +534,8 @@ def _follow_hint(args: argparse.Namespace, task_id: str) -> str:
             "later, start `cometrunway fake-server` and pass its --base-url"
         )
     return (
-        f"submitted; follow it with: {_command(args, 'wait', task_id)}"
-        f"  (one look: {_command(args, 'status', task_id)})"
+        f"submitted; follow it with: {_command(args, 'wait', task_id, *route)}"
+        f"  (one look: {_command(args, 'status', task_id, *route)})"
     )
 
 
@@ -635,6 +650,8 @@ async def cmd_status(args: argparse.Namespace, interrupt: Interrupt) -> int:
         say(f"output    {url}")
     if task.error:
         say(f"error     {task.error}" + (f" [{task.error_code}]" if task.error_code else ""))
+    if task.cost is not None or task.estimated_cost is not None:
+        say(f"credits   {task_credits(task)}")
     for name in ("created_at", "started_at", "finished_at"):
         value = getattr(task, name)
         if value is not None:
@@ -680,6 +697,7 @@ COMMANDS: dict[str, Command] = {
     "status": cmd_status,
     "wait": cmd_wait,
     "download": cmd_download,
+    "cancel": cmd_cancel,
     "resume": cmd_resume,
     "settle": cmd_settle,
     "fake-server": cmd_fake_server,

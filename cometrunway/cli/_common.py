@@ -221,6 +221,8 @@ def task_json(task: Task) -> dict[str, Any]:
         "created_at": task.created_at,
         "started_at": task.started_at,
         "finished_at": task.finished_at,
+        "estimated_cost": task.estimated_cost,  # credits, None: unknown (wire §8.2)
+        "cost": task.cost,
     }
 
 

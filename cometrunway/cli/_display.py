@@ -38,6 +38,7 @@ from ..events import (
 )
 from ..models import TaskStatus
 from ._common import emit_json, note, printable, redact, say, task_json
+from ._credits import credits_line
 from ._eta import progress_eta
 
 if TYPE_CHECKING:
@@ -186,7 +187,8 @@ def summary_line(summary: Mapping[str, Any]) -> str:
         )
     if summary.get("results"):
         line += f"\nresults: {summary['results']}"
-    return line
+    credits = credits_line(summary)
+    return line + f"\n{credits}" if credits else line
 
 
 # ---------------------------------------------------------------- JSON lines

@@ -42,6 +42,8 @@ from ..models import (
     PromptFrame,
     ReferenceImage,
     Request,
+    RunwaySoundEffect,
+    RunwayTextToSpeech,
     TextToVideo,
     VideoReference,
 )
@@ -90,7 +92,9 @@ def _snake(name: str) -> str:
 
 
 _MODELS: dict[str, type] = {_norm(cls.__name__): cls for cls in REQUEST_TYPES}
-_MODEL_NAMES = ", ".join(cls.__name__ for cls in REQUEST_TYPES)
+# The audio routes' own names work as "type" too (wire §8.1): "text_to_speech", "sound_effect".
+_MODELS.update(texttospeech=RunwayTextToSpeech, soundeffect=RunwaySoundEffect)
+_MODEL_NAMES = ", ".join(cls.__name__ for cls in REQUEST_TYPES) + ", text_to_speech, sound_effect"
 _META_FIELDS = ("type", "key", "label")
 _EXAMPLES: dict[type, str] = {
     TextToVideo: '{"prompt": "a red fox running through fresh snow"}',

@@ -32,6 +32,7 @@ from ..events import Event, Submitted
 from ..handles import TaskHandle
 from ..models import Request, Task
 from ._common import CliError, ExitCode, write_jsonl_atomic
+from ._credits import credits_summary
 from ._display import Display
 from ._inputs import Item, journal_key
 
@@ -387,6 +388,7 @@ def summarize(
         "results": str(results) if results else None,
         "journal": journal,
         "seconds": round(time.monotonic() - started, 3),
+        **credits_summary(job.handle for job in jobs),
     }
 
 

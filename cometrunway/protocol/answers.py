@@ -71,6 +71,7 @@ def parse_retry_after(
     return min(cap, max(0.0, seconds))
 
 
+_NOT_EXIST = "task_not_exist"  # the token of a task not visible yet (§3.1, §8.4)
 _INVALID_TOKENS = frozenset(
     {"invalid_request", "callback_url_empty", "reference_images_empty", "bad_request"}
 )
@@ -207,9 +208,13 @@ def _business_code_error(
 def _not_exist_message(
     payload: dict[str, Any], response: HTTPResponse, now: datetime | None
 ) -> APIError | None:
-    """``{"message": "task_not_exist"}`` at any status (§1.5)."""
-    if _message(payload) == "task_not_exist":
-        return _error_for(response.status, "task_not_exist", "task_not_exist", response, now)
+    """``{"message": "task_not_exist"}`` or ``{"status": "task_not_exist"}`` at any status
+    (§1.5, §8.4: CometAPI's own tutorial reads the latter inside a 200)."""
+    status_word = payload.get("status")
+    if _message(payload) == _NOT_EXIST or (
+        isinstance(status_word, str) and status_word.strip().lower() == _NOT_EXIST
+    ):
+        return _error_for(response.status, _NOT_EXIST, _NOT_EXIST, response, now)
     return None
 
 
@@ -267,6 +272,9 @@ def _not_json(response: HTTPResponse, now: datetime | None) -> CometRunwayError:
     answer 429/5xx with HTML pages: those keep their retry meaning (§3.2); an HTML page
     anywhere else means a wrong path."""
     status = response.status
+    if response.body.strip() == _NOT_EXIST.encode():
+        # A plain-text ``task_not_exist`` body, at any status (wire §8.4).
+        return _error_for(status, _NOT_EXIST, _NOT_EXIST, response, now)
     if _looks_html(response) and status != 429 and status < 500:
         return EndpointError(
             f"got an HTML page (HTTP {status}), not the API: check the base URL and path",

@@ -15,6 +15,7 @@ __all__ = [
     "DEFAULT_CALLBACK_URL",
     "DEFAULT_RUNWAY_VERSION",
     "POLL_ROUTES",
+    "build_cancel",
     "build_poll",
     "build_submit",
     "check_poll_route",
@@ -103,3 +104,13 @@ def build_poll(
         return HTTPRequest("POST", "/runway/feed", headers, _dumps({"task_id": task_id}))
     headers = _headers(api_key, runway_version, False)
     return HTTPRequest("GET", f"/runwayml/v1/tasks/{quote(task_id, safe='')}", headers)
+
+
+def build_cancel(
+    task_id: str, *, api_key: str, runway_version: str | None = DEFAULT_RUNWAY_VERSION
+) -> HTTPRequest:
+    """``DELETE /runwayml/v1/tasks/{id}``: Runway's cancel of an official-format task (wire
+    §8.6; undocumented by CometAPI, which may answer 404/405)."""
+    check_task_id(task_id)
+    headers = _headers(api_key, runway_version, False)
+    return HTTPRequest("DELETE", f"/runwayml/v1/tasks/{quote(task_id.strip(), safe='')}", headers)

@@ -19,9 +19,11 @@ from .seam import HTTPResponse
 
 __all__ = [
     "LostTask",
+    "credits_of",
     "is_queued",
     "map_status",
     "normalize_progress",
+    "parse_created",
     "parse_poll",
     "parse_submit",
     "poll_route_of",
@@ -38,12 +40,19 @@ def parse_submit(response: HTTPResponse, *, now: datetime | None = None) -> str:
     ambiguous submit), and so is a 2xx whose body carries an error that would otherwise be
     retried: the gateway took the request, so sending it again may pay twice.
     """
+    return parse_created(response, now=now).task_id
+
+
+def parse_created(response: HTTPResponse, *, now: datetime | None = None) -> Task:
+    """The created task a create answered with: a PENDING snapshot carrying the task id and
+    Runway's ``estimatedCost`` when the answer has one (wire §8.2, bare or inside ``data``),
+    or the error the answer stands for (see ``parse_submit``)."""
     error, payload = _classify(response, now)
     # A redirect is a wrong URL answered by something else: its body is no create answer.
     if not 300 <= response.status < 400:
-        task_id = _created_task_id(payload if error is None else _json_body(response))
-        if task_id is not None:
-            return task_id
+        created = _created_task(payload if error is None else _json_body(response))
+        if created is not None:
+            return created
     accepted = 200 <= response.status < 300
     if error is not None:
         if accepted and submit_disposition(error) is SubmitDisposition.RETRY:
@@ -67,18 +76,58 @@ def _json_body(response: HTTPResponse) -> Any:
         return None
 
 
-def _created_task_id(payload: Any) -> str | None:
-    """The task id of a create answer, wherever the envelope puts it; None without one."""
+def _created_task(payload: Any) -> Task | None:
+    """The created task of a create answer, wherever the envelope puts its id, with Runway's
+    ``estimatedCost`` when the answer has one; None without an id."""
     if not isinstance(payload, dict):
         return None
     data = payload.get("data")
-    candidates = [data.get("task_id"), data.get("id")] if isinstance(data, dict) else []
-    candidates += [payload.get("id"), payload.get("task_id")]
+    nested = data if isinstance(data, dict) else {}
+    candidates = [
+        nested.get("task_id"),
+        nested.get("id"),
+        payload.get("id"),
+        payload.get("task_id"),
+    ]
     for candidate in candidates:
-        if isinstance(candidate, str) and candidate.strip():
-            return candidate.strip()
-        if isinstance(candidate, int) and not isinstance(candidate, bool):
-            return str(candidate)
+        task_id = _identifier(candidate)
+        if task_id is not None:
+            estimate = _cost_in([payload, nested], "estimatedCost")
+            return Task(task_id=task_id, status=TaskStatus.PENDING, estimated_cost=estimate)
+    return None
+
+
+def _identifier(candidate: object) -> str | None:
+    if isinstance(candidate, str) and candidate.strip():
+        return candidate.strip()
+    if isinstance(candidate, int) and not isinstance(candidate, bool):
+        return str(candidate)
+    return None
+
+
+# ---------------------------------------------------------------- cost
+
+
+def credits_of(value: object) -> float | None:
+    """Runway's ``{"credits": <number>}`` (wire §8.2) as a float; None when absent, not a
+    number, negative or not finite (a cost is never required, so junk reads as unknown)."""
+    if isinstance(value, dict):
+        value = value.get("credits")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        credits = float(value)
+    except OverflowError:
+        return None
+    return credits if math.isfinite(credits) and credits >= 0 else None
+
+
+def _cost_in(layers: list[Mapping[str, Any]], key: str) -> float | None:
+    """The first readable ``key`` (``estimatedCost`` or ``cost``) of the layers, outer first."""
+    for layer in layers:
+        credits = credits_of(layer.get(key))
+        if credits is not None:
+            return credits
     return None
 
 
@@ -199,6 +248,9 @@ def _urls(value: object) -> Iterator[str]:
 
 _OUTPUT_KEYS = ("output", "result_url", "video_url", "raw_video_url")
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
+# Audio outputs of text_to_speech / sound_effect (wire §8.1): kept in ``outputs``, never a
+# ``video_url``.
+_AUDIO_SUFFIXES = (".mp3", ".wav", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".flac")
 
 
 def _collect(layers: list[Mapping[str, Any]], keys: tuple[str, ...]) -> tuple[str, ...]:
@@ -218,11 +270,17 @@ def _first(layers: list[Mapping[str, Any]], key: str) -> str | None:
     return None
 
 
-def _video_of(outputs: tuple[str, ...]) -> str | None:
+def _video_of(outputs: tuple[str, ...], action: object = None) -> str | None:
+    if isinstance(action, str) and action.strip().upper() in _AUDIO_ACTIONS:
+        return None  # the wrapper names the route: its outputs are audio, whatever the URL
     for url in outputs:
-        if not url.lower().split("?", 1)[0].endswith(_IMAGE_SUFFIXES):
+        if not url.lower().split("?", 1)[0].endswith(_IMAGE_SUFFIXES + _AUDIO_SUFFIXES):
             return url
     return None
+
+
+# The wrapper's ``action`` of the audio routes (wire §8.1).
+_AUDIO_ACTIONS = frozenset({"TEXT_TO_SPEECH", "SOUND_EFFECT"})
 
 
 # ---------------------------------------------------------------- polls
@@ -242,6 +300,7 @@ def _task(
     created: Any = None,
     started: Any = None,
     finished: Any = None,
+    action: object = None,
 ) -> Task:
     outputs = _collect(layers, _OUTPUT_KEYS)
     if status is TaskStatus.SUCCEEDED and not outputs:
@@ -256,7 +315,7 @@ def _task(
         status=status,
         progress=progress,
         outputs=outputs,
-        video_url=_video_of(outputs),
+        video_url=_video_of(outputs, action),
         error=error if status in (TaskStatus.FAILED, TaskStatus.CANCELLED) else None,
         error_code=error_code if status in (TaskStatus.FAILED, TaskStatus.CANCELLED) else None,
         body=body,
@@ -266,7 +325,17 @@ def _task(
         created_at=_timestamp(created),
         started_at=_timestamp(started),
         finished_at=_timestamp(finished),
+        # Runway's cost fields (wire §8.2), outer layer first: never required.
+        estimated_cost=_cost_in(layers, "estimatedCost"),
+        cost=_cost_in(layers, "cost"),
     )
+
+
+def _error_text(value: object) -> str | None:
+    """Failure text under ``error`` (wire §8.5): a string, or an object's ``message``."""
+    if isinstance(value, dict):
+        value = value.get("message")
+    return _text(value) if isinstance(value, str) else None
 
 
 def _official_task(payload: dict[str, Any], body: bytes | None) -> Task:
@@ -274,8 +343,12 @@ def _official_task(payload: dict[str, Any], body: bytes | None) -> Task:
     status = map_status(wire.status) or TaskStatus.PENDING  # unknown words: non-terminal (§2)
     failure = _text(wire.failure)
     failure_code = _text(wire.failure_code)
-    if not status.is_terminal and (failure or failure_code):
+    failed = bool(failure or failure_code)
+    if not status.is_terminal and failed:
         status = TaskStatus.FAILED
+    # A tutorial of CometAPI reads the failure text from ``error`` (wire §8.5); only the
+    # status word and ``failure`` decide that a task failed.
+    failure = failure or _error_text(payload.get("error"))
     return _task(
         task_id=wire.id,
         status=status,
@@ -285,7 +358,7 @@ def _official_task(payload: dict[str, Any], body: bytes | None) -> Task:
         error=failure,
         error_code=failure_code,
         body=body,
-        failed=bool(failure or failure_code),
+        failed=failed,
         created=wire.created_at,
     )
 
@@ -330,6 +403,8 @@ def _record_task(record: dict[str, Any], body: bytes | None) -> Task:
             fail_reason
             or nested_failure
             or _text(nested.get("fail_reason"))
+            or _error_text(get("error"))
+            or _error_text(nested.get("error"))
             or _text(get("msg"))
             or _text(nested.get("msg"))
         )
@@ -350,6 +425,7 @@ def _record_task(record: dict[str, Any], body: bytes | None) -> Task:
         created=get("submit_time") or get("create_time") or nested.get("createdAt"),
         started=get("start_time"),
         finished=get("finish_time"),
+        action=get("action"),
     )
 
 
