@@ -15,8 +15,7 @@ visible yet" for ``not_found_grace`` after the submit (wire reference §1.5, §6
 
 The poller knows two small objects, not the client: a ``TaskSource`` (one poll: build, send,
 parse) and a ``TaskSink`` (what a poll saw: events out, journal rows in). A failure while
-handling one task fails that handle only; an unexpected one (a bug) also surfaces from
-``run()``.
+handling one task, expected or not, fails that handle only, never the poller.
 """
 
 from __future__ import annotations
@@ -141,7 +140,7 @@ class Poller(TaskHandling):
     # ---------------------------------------------------------------- the coroutine
 
     async def run(self) -> None:
-        """Schedule polls forever (until cancelled). Worker bugs propagate, never vanish."""
+        """Schedule polls forever (until cancelled)."""
         self._loop = asyncio.get_running_loop()
         async with asyncio.TaskGroup() as group:
             for _ in range(self._policy.max_concurrent_polls):
@@ -196,8 +195,17 @@ class Poller(TaskHandling):
                 log.warning("following task %s failed: %s", state.handle.task_id, exc)
                 self._drop(state, exc)
             except Exception as exc:
-                self._drop(state, exc)
-                raise  # a bug: it surfaces from run() (and the client's block)
+                # Not a library error (a bug, or an answer nothing foresaw): it fails this
+                # task's handle, never the poller or the client (issue 13).
+                task_id = state.handle.task_id
+                log.error("following task %s failed unexpectedly", task_id, exc_info=True)
+                error = CometRunwayError(
+                    f"following task {task_id} failed unexpectedly "
+                    f"({type(exc).__name__}: {exc}); its id is still valid: follow it again "
+                    f"with client.track({task_id!r})"
+                )
+                error.__cause__ = exc
+                self._drop(state, error)
             finally:
                 state.in_flight = False
             if state.recheck and state.handle.task_id in self._tracked:

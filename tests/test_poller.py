@@ -13,6 +13,7 @@ import pytest
 
 from cometrunway.errors import (
     AuthenticationError,
+    CometRunwayError,
     ServerError,
     TaskFailed,
     TaskNotFound,
@@ -296,14 +297,23 @@ async def test_shielded_await_survives_a_timeout() -> None:
     assert (await h).status is TaskStatus.SUCCEEDED
 
 
-async def test_a_bug_in_the_poll_path_surfaces() -> None:
-    clock, tasks, poller = make()
+async def test_a_bug_in_the_poll_path_fails_that_handle_not_the_poller() -> None:
+    clock, tasks, _ = make()
+    tasks.add("good", 0, 0)
 
-    async def broken(task_id: str, route: PollRoute) -> Task:
-        raise KeyError("bug")
+    class BrokenForOne:
+        async def fetch(self, task_id: str, route: PollRoute) -> Task:
+            if task_id == "bad":
+                raise KeyError("bug")
+            return await tasks.fetch(task_id, route)
 
-    poller._fetch = broken
-    poller.track(handle("a"), submitted_at=0, first_delay=0)
-    with pytest.raises(ExceptionGroup) as info:
-        await asyncio.wait_for(poller.run(), 5)
-    assert info.group_contains(KeyError)
+    poller = Poller(
+        BrokenForOne(), PollPolicy(initial_delay=5, jitter=0), clock=clock, sleep=clock.sleep
+    )
+    bad = poller.track(handle("bad"), submitted_at=0, first_delay=0)
+    good = poller.track(handle("good"), submitted_at=0, first_delay=0)
+    await run_until(poller, [bad, good])
+    error = bad.exception()
+    assert isinstance(error, CometRunwayError) and "task bad" in str(error)
+    assert isinstance(error.__cause__, KeyError)
+    assert (await good).status is TaskStatus.SUCCEEDED

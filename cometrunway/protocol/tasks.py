@@ -43,6 +43,14 @@ def parse_submit(response: HTTPResponse, *, now: datetime | None = None) -> str:
         candidates += [payload.get("id"), payload.get("task_id")]
         for candidate in candidates:
             if isinstance(candidate, str) and candidate.strip():
+                if not _is_text(candidate):
+                    # A lone surrogate cannot be journaled or sent back: an id we cannot
+                    # follow, so the create is ambiguous (never resent).
+                    raise DecodeError(
+                        f"HTTP {response.status} create answer's task id {candidate!r} is "
+                        "not valid text (it holds a lone surrogate)",
+                        body=response.body,
+                    )
                 return candidate.strip()
             if isinstance(candidate, int) and not isinstance(candidate, bool):
                 return str(candidate)
@@ -140,10 +148,40 @@ def _timestamp(value: object) -> datetime | None:
         return datetime.fromtimestamp(seconds, UTC)
     if isinstance(value, str) and value.strip():
         try:
-            return datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
             return None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)  # the server's times are UTC (Appendix 6)
+        # Like ``0`` in Unix seconds, a time before the epoch (e.g. 0001-01-01) means
+        # "not yet"; an aware datetime's ``timestamp()`` never overflows.
+        return parsed if 0 < parsed.timestamp() <= _LATEST_TIMESTAMP else None
     return None
+
+
+# Unix seconds past this (year 5138) are not a time a task could have.
+_LATEST_TIMESTAMP = 1e11
+
+
+def _is_text(value: str) -> bool:
+    """Whether ``value`` encodes as UTF-8 (JSON's ``\\ud800`` escapes decode to lone
+    surrogates, which no journal, log file or request body can hold)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _clean(value: str | None) -> str | None:
+    """Server text made safe to store and print: lone surrogates become U+FFFD."""
+    if value is None or value.isascii() or _is_text(value):
+        return value
+    return "".join(_REPLACEMENT if _SURROGATES[0] <= c <= _SURROGATES[1] else c for c in value)
+
+
+_SURROGATES = ("\ud800", "\udfff")
+_REPLACEMENT = "\ufffd"
 
 
 # ---------------------------------------------------------------- outputs
@@ -221,16 +259,17 @@ def _task(
         status = TaskStatus.FAILED if failed else TaskStatus.RUNNING
     if status is TaskStatus.SUCCEEDED:
         progress = 1.0
+    ended_badly = status in (TaskStatus.FAILED, TaskStatus.CANCELLED)
     return Task(
         task_id=task_id,
         status=status,
         progress=progress,
         outputs=outputs,
         video_url=_video_of(outputs),
-        error=error if status in (TaskStatus.FAILED, TaskStatus.CANCELLED) else None,
-        error_code=error_code if status in (TaskStatus.FAILED, TaskStatus.CANCELLED) else None,
+        error=_clean(error) if ended_badly else None,
+        error_code=_clean(error_code) if ended_badly else None,
         body=body,
-        raw_status=raw_status,
+        raw_status=_clean(raw_status),
         poster_url=_first(layers, "poster"),
         last_frame_url=_first(layers, "last_frame"),
         created_at=_timestamp(created),
@@ -332,6 +371,18 @@ def parse_poll(
     (``{"code":200,"data":{record}}``), T1 (a bare Runway task) and T2 (= F1). ``task_id``,
     when given, names the task in a ``TaskNotFound``.
     """
+    task = _poll_answer(response, task_id, now)
+    if task_id is not None and task.task_id != task_id:
+        # Another task's record must never resolve this one: a transient decode error, so
+        # the poll is retried (issue 13).
+        raise DecodeError(
+            f"poll of task {task_id!r} answered with task {_clean(task.task_id)!r}'s record",
+            body=response.body,
+        )
+    return task
+
+
+def _poll_answer(response: HTTPResponse, task_id: str | None, now: datetime | None) -> Task:
     error, payload = _classify(response, now)
     if isinstance(error, TaskNotFound):
         error.task_id = task_id

@@ -1,0 +1,168 @@
+"""One hostile or broken answer never ends the client (issue 13): a naive timestamp, a lone
+surrogate in server text or in a created task id, another task's record in a poll. Each is
+played in memory through ``MockTransport``, with and without a journal."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from cometrunway import (
+    AmbiguousSubmitError,
+    Client,
+    PollPolicy,
+    RetryPolicy,
+    TaskFailed,
+    TaskStatus,
+    TextToVideo,
+)
+from cometrunway.protocol import HTTPRequest, HTTPResponse
+from cometrunway.testing import MockTransport
+
+KEY = "sk-hostile-answers-key-0123456789"
+NO_WAIT_RETRY = RetryPolicy(max_tries=3, base_delay=0, max_delay=0, jitter=0)
+QUICK_POLL = PollPolicy(initial_delay=0, interval=0.05, jitter=0)
+JSON = {"content-type": "application/json"}
+LONE_SURROGATE = "\ud800"
+#: A test that hangs is a failure, not a stuck CI run.
+DEADLINE = 10
+
+Record = Callable[[str, int], dict[str, object]]
+
+
+def answer(body: object) -> HTTPResponse:
+    # json.dumps writes a lone surrogate as the escape "\ud800", as a server would.
+    return HTTPResponse(200, JSON, json.dumps(body).encode())
+
+
+def created(task_id: str) -> HTTPResponse:
+    return answer({"code": 200, "msg": "ok", "data": {"task_id": task_id}})
+
+
+def success(task_id: str) -> dict[str, object]:
+    return {
+        "task_id": task_id,
+        "status": "SUCCESS",
+        "progress": "100%",
+        "data": {"output": [f"https://cdn.example/{task_id}.mp4"]},
+    }
+
+
+class ScriptedAPI:
+    """Creates answer ``t<n>`` (or the scripted id); the n-th poll of a task answers
+    ``records(task_id, n)``."""
+
+    def __init__(self, records: Record, *, create_ids: list[str] | None = None) -> None:
+        self.records = records
+        self.create_ids = create_ids or []
+        self.creates = 0
+        self.polls: dict[str, int] = {}
+
+    def __call__(self, request: HTTPRequest) -> HTTPResponse:
+        if request.path == "/runway/pro/generate":
+            self.creates += 1
+            if self.create_ids:
+                return created(self.create_ids.pop(0))
+            return created(f"t{self.creates}")
+        task_id = request.json()["task_id"]
+        n = self.polls[task_id] = self.polls.get(task_id, 0) + 1
+        return answer({"code": "success", "message": "", "data": self.records(task_id, n)})
+
+
+def client_for(api: ScriptedAPI, journal: Path | None) -> Client:
+    return Client(
+        KEY, transport=MockTransport(api), retry=NO_WAIT_RETRY, poll=QUICK_POLL, journal=journal
+    )
+
+
+@pytest.fixture(params=[False, True], ids=["no-journal", "journal"])
+def journal(request: pytest.FixtureRequest, tmp_path: Path) -> Path | None:
+    return tmp_path / "run.sqlite" if request.param else None
+
+
+async def test_a_naive_ancient_timestamp_next_to_progress_harms_nothing(
+    journal: Path | None,
+) -> None:
+    def records(task_id: str, n: int) -> dict[str, object]:
+        if n < 3:
+            return {
+                "task_id": task_id,
+                "status": "IN_PROGRESS",
+                "progress": f"{20 * n}%",
+                "start_time": "0001-01-01T00:00:00",
+            }
+        return success(task_id)
+
+    async with client_for(ScriptedAPI(records), journal) as client:
+        handle = await client.submit(TextToVideo("a cat"))
+        task = await asyncio.wait_for(handle, DEADLINE)
+        other = await asyncio.wait_for(await client.submit(TextToVideo("a dog")), DEADLINE)
+    assert task.status is TaskStatus.SUCCEEDED
+    assert other.status is TaskStatus.SUCCEEDED
+
+
+async def test_a_lone_surrogate_in_fail_reason_fails_only_that_task(journal: Path | None) -> None:
+    def records(task_id: str, n: int) -> dict[str, object]:
+        if task_id == "t1":
+            return {"task_id": task_id, "status": "FAILURE", "fail_reason": f"bad {LONE_SURROGATE}"}
+        return success(task_id)
+
+    async with client_for(ScriptedAPI(records), journal) as client:
+        bad = await client.submit(TextToVideo("a cat"))
+        with pytest.raises(TaskFailed) as info:
+            await asyncio.wait_for(bad, DEADLINE)
+        good = await asyncio.wait_for(await client.submit(TextToVideo("a dog")), DEADLINE)
+    assert info.value.task.task_id == "t1"
+    assert info.value.task.error == "bad \ufffd"  # stored and printable
+    assert good.status is TaskStatus.SUCCEEDED
+
+
+async def test_a_lone_surrogate_in_a_created_task_id_is_an_ambiguous_create(
+    journal: Path | None,
+) -> None:
+    api = ScriptedAPI(lambda task_id, n: success(task_id), create_ids=[f"x{LONE_SURROGATE}"])
+    async with client_for(api, journal) as client:
+        with pytest.raises(AmbiguousSubmitError, match="lone surrogate"):
+            await client.submit(TextToVideo("a cat"))
+        good = await asyncio.wait_for(await client.submit(TextToVideo("a dog")), DEADLINE)
+    assert api.creates == 2  # the ambiguous create was never resent
+    assert good.status is TaskStatus.SUCCEEDED
+
+
+async def test_a_poll_answered_with_another_tasks_record_is_retried(
+    journal: Path | None,
+) -> None:
+    def records(task_id: str, n: int) -> dict[str, object]:
+        if task_id == "t1" and n == 1:
+            return success("someone-else")
+        return success(task_id)
+
+    api = ScriptedAPI(records)
+    async with client_for(api, journal) as client:
+        task = await asyncio.wait_for(await client.submit(TextToVideo("a cat")), DEADLINE)
+    assert task.task_id == "t1"
+    assert task.outputs == ("https://cdn.example/t1.mp4",)
+    assert api.polls["t1"] == 2
+
+
+async def test_an_unexpected_failure_while_following_fails_that_handle_only() -> None:
+    class Boom(Exception):
+        pass
+
+    def broken_for_one(request: HTTPRequest) -> HTTPResponse:
+        task_id = request.json()["task_id"]
+        if task_id == "bad":
+            raise Boom("bug in the poll path")
+        return answer({"code": "success", "message": "", "data": success(task_id)})
+
+    async with Client(KEY, transport=MockTransport(broken_for_one), poll=QUICK_POLL) as client:
+        bad, good = client.track("bad"), client.track("good")
+        with pytest.raises(Exception, match="task bad") as info:
+            await asyncio.wait_for(bad, DEADLINE)
+        assert (await asyncio.wait_for(good, DEADLINE)).status is TaskStatus.SUCCEEDED
+    assert isinstance(info.value.__cause__, Boom)
+    assert "client.track('bad')" in str(info.value)
