@@ -112,7 +112,14 @@ class ClientCore:
         )
         self._events = EventHub(on_event)
         self._observer = TaskObserver(self._events)
-        self._poller = Poller(self._source, poll, sink=self._observer, clock=clock, sleep=sleep)
+        self._poller = Poller(
+            self._source,
+            poll,
+            sink=self._observer,
+            clock=clock,
+            sleep=sleep,
+            max_retry_after=retry.max_retry_after,
+        )
         self._submitter = Submitter(
             send=send,
             retry=retry,

@@ -14,17 +14,22 @@ import random
 from collections.abc import Awaitable
 from typing import Protocol
 
+import attrs
+
 from . import _pacing
 from .budget import Clock
 from .errors import CometRunwayError, RateLimitError, TaskFailed, TaskNotFound
 from .handles import TaskHandle
 from .models import PollRoute, Task, TaskStatus
 from .policies import PollPolicy
-from .protocol import PollDisposition, is_queued, poll_disposition
+from .protocol import PollDisposition, is_queued, map_status, poll_disposition
 
 __all__ = ["SCOUTS", "TaskHandling", "TaskSink", "TaskSource", "Tracked"]
 
 log = logging.getLogger("cometrunway.poller")
+
+# The error code of a task failed for reporting success without an output URL.
+NO_OUTPUT_CODE = "no_output_url"
 
 
 class TaskSource(Protocol):
@@ -74,6 +79,7 @@ class Tracked:
         "recheck",
         "route",
         "submitted_at",
+        "success_since",
     )
 
     def __init__(self, handle: TaskHandle, route: PollRoute, submitted_at: float) -> None:
@@ -91,6 +97,8 @@ class Tracked:
         # only such readings teach start times without bias (an early landing happens
         # mostly to tasks that started early).
         self.calibrating = False
+        # When the task first reported success without a usable output (PollPolicy.output_grace).
+        self.success_since: float | None = None
 
 
 class TaskHandling:
@@ -106,9 +114,11 @@ class TaskHandling:
         clock: Clock,
         rng: random.Random | None,
         wall: Clock,
+        max_retry_after: float,
     ) -> None:
         self._fetch = source.fetch
         self._policy = policy
+        self._max_retry_after = max_retry_after
         self._sink: TaskSink = sink or _NoSink()
         self._clock = clock
         self._wall = wall  # server timestamps are wall-clock times
@@ -143,10 +153,32 @@ class TaskHandling:
             await pending
         if task.status.is_terminal:
             pending = self._finish(state, task)
-            if pending is not None:
-                await pending
+        elif self._output_overdue(state, task):
+            error = TaskFailed(
+                attrs.evolve(
+                    task,
+                    error=f"the task reported success but no http(s) output URL arrived "
+                    f"within {self._policy.output_grace:g}s (PollPolicy.output_grace)",
+                    error_code=NO_OUTPUT_CODE,
+                )
+            )
+            pending = self._finish(state, task, error)
         else:
             self._schedule(state, self._next_delay(state, task))
+            return
+        if pending is not None:
+            await pending
+
+    def _output_overdue(self, state: Tracked, task: Task) -> bool:
+        """Whether ``task`` has reported success without a usable output for longer than
+        ``output_grace`` (the URL can lag the status: wire reference §1.5 F1, §2)."""
+        if map_status(task.raw_status) is not TaskStatus.SUCCEEDED:
+            state.success_since = None
+            return False
+        now = self._clock()
+        if state.success_since is None:
+            state.success_since = now
+        return now - state.success_since >= self._policy.output_grace
 
     async def _poll_failed(self, state: Tracked, exc: CometRunwayError) -> None:
         disposition = poll_disposition(exc)
@@ -157,7 +189,10 @@ class TaskHandling:
             retry_after = None
             if isinstance(exc, RateLimitError):
                 self._counts["rate_limited"] += 1
+                # Never wait longer than RetryPolicy.max_retry_after, whatever the server asks.
                 retry_after = exc.retry_after
+                if retry_after is not None:
+                    retry_after = min(retry_after, self._max_retry_after)
             delay = _pacing.retry_delay(self._policy, state.errors, retry_after)
             log.info("poll of %s failed (%s); retrying in %.1fs", task_id, exc, delay)
             self._schedule(state, self._jitter(delay))

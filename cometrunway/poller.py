@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
+import math
 import random
 import time
 
@@ -67,8 +68,17 @@ class Poller(TaskHandling):
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
         wall: Clock = time.time,
+        max_retry_after: float = math.inf,
     ) -> None:
-        super().__init__(source, policy, sink=sink, clock=clock, rng=rng, wall=wall)
+        super().__init__(
+            source,
+            policy,
+            sink=sink,
+            clock=clock,
+            rng=rng,
+            wall=wall,
+            max_retry_after=max_retry_after,
+        )
         self._sleep = sleep
         self._heap: list[tuple[float, int, str]] = []
         self._seq = 0

@@ -166,3 +166,64 @@ async def test_an_unexpected_failure_while_following_fails_that_handle_only() ->
         assert (await asyncio.wait_for(good, DEADLINE)).status is TaskStatus.SUCCEEDED
     assert isinstance(info.value.__cause__, Boom)
     assert "client.track('bad')" in str(info.value)
+
+
+async def test_success_without_an_output_url_fails_after_output_grace() -> None:
+    def records(task_id: str, n: int) -> dict[str, object]:
+        return {"task_id": task_id, "status": "SUCCESS", "progress": "100%", "data": {}}
+
+    api = ScriptedAPI(records)
+    poll = PollPolicy(initial_delay=0, interval=0.05, jitter=0, output_grace=0.2)
+    async with Client(KEY, transport=MockTransport(api), retry=NO_WAIT_RETRY, poll=poll) as c:
+        handle = await c.submit(TextToVideo("a cat"))
+        with pytest.raises(TaskFailed, match="no http\\(s\\) output URL arrived") as info:
+            await asyncio.wait_for(handle, DEADLINE)
+    assert info.value.task.task_id == "t1"
+    assert api.polls["t1"] >= 2  # it waited for the URL before giving up
+
+
+#: What a hostile server may ask: a pause of about 31 years.
+HOSTILE_RETRY_AFTER = "999999999"
+
+
+def rate_limited() -> HTTPResponse:
+    return HTTPResponse(
+        429,
+        {**JSON, "retry-after": HOSTILE_RETRY_AFTER},
+        json.dumps({"error": {"message": "slow down", "type": "rate_limit"}}).encode(),
+    )
+
+
+async def test_a_polls_retry_after_is_capped_by_max_retry_after() -> None:
+    polls = 0
+
+    def handler(request: HTTPRequest) -> HTTPResponse:
+        nonlocal polls
+        polls += 1
+        if polls == 1:
+            return rate_limited()
+        return answer({"code": "success", "message": "", "data": success("abc")})
+
+    retry = RetryPolicy(max_tries=3, base_delay=0, max_delay=0, jitter=0, max_retry_after=0.05)
+    async with Client(KEY, transport=MockTransport(handler), retry=retry, poll=QUICK_POLL) as c:
+        task = await asyncio.wait_for(c.track("abc"), DEADLINE)
+    assert task.status is TaskStatus.SUCCEEDED
+    assert polls == 2
+
+
+async def test_a_long_retry_after_pause_never_blocks_closing() -> None:
+    answered = asyncio.Event()
+
+    def handler(request: HTTPRequest) -> HTTPResponse:
+        answered.set()
+        return rate_limited()
+
+    client = Client(KEY, transport=MockTransport(handler), poll=QUICK_POLL)
+
+    async def use_and_close() -> None:
+        async with client:
+            handle = client.track("abc")
+            await answered.wait()
+        assert "follow it again" in str(handle.exception())
+
+    await asyncio.wait_for(use_and_close(), DEADLINE)
