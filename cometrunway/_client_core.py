@@ -73,6 +73,7 @@ class ClientCore:
         on_event: Callable[[Event], object] | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        wall_clock: Clock = time.time,
     ) -> None:
         check_options(
             api_key=api_key,
@@ -93,6 +94,7 @@ class ClientCore:
         self._journal_spec = journal
         self._journal: Journal | None = None
         self._clock = clock
+        self._wall_clock = wall_clock  # journal and server times are wall-clock times
         self._state = _State.NEW
         self._group: asyncio.TaskGroup | None = None
         self._poller_task: asyncio.Task[None] | None = None
@@ -118,6 +120,7 @@ class ClientCore:
             sink=self._observer,
             clock=clock,
             sleep=sleep,
+            wall=wall_clock,
             max_retry_after=retry.max_retry_after,
         )
         self._submitter = Submitter(

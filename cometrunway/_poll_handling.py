@@ -75,6 +75,7 @@ class Tracked:
         "in_flight",
         "last_at",
         "last_progress",
+        "not_found_since",
         "polls",
         "recheck",
         "route",
@@ -99,6 +100,8 @@ class Tracked:
         self.calibrating = False
         # When the task first reported success without a usable output (PollPolicy.output_grace).
         self.success_since: float | None = None
+        # When this run first saw ``task_not_exist`` for it (the not-found grace).
+        self.not_found_since: float | None = None
 
 
 class TaskHandling:
@@ -145,6 +148,7 @@ class TaskHandling:
             await self._poll_failed(state, exc)
             return
         state.errors = 0
+        state.not_found_since = None
         state.polls += 1
         old = handle.task
         handle._update(task)
@@ -198,8 +202,14 @@ class TaskHandling:
             self._schedule(state, self._jitter(delay))
         elif disposition is PollDisposition.NOT_FOUND:
             self._counts["not_found"] += 1
-            age = self._clock() - state.submitted_at
-            if age < self._policy.not_found_grace:
+            now = self._clock()
+            if state.not_found_since is None:
+                state.not_found_since = now
+            # The grace runs from the first not-found this run saw, never from a submit
+            # before a restart: a resumed task gets the whole window too (issue 13).
+            unseen = now - state.not_found_since
+            age = now - state.submitted_at
+            if unseen < self._policy.not_found_grace:
                 # Freshly created ids are invisible for a while (wire reference §3.1).
                 state.errors += 1
                 delay = _pacing.not_found_delay(self._policy, state.errors)

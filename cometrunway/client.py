@@ -7,7 +7,6 @@ the pieces wired there.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -81,6 +80,8 @@ class Client(ClientCore):
     * ``on_event`` — called with every ``Event`` (see ``cometrunway.events``); an exception
       it raises is logged and goes no further.
     * ``clock``, ``sleep`` — monotonic time and sleeping, injectable for simulations.
+    * ``wall_clock`` — the time of day (``time.time``), against which journaled submit
+      times and the server's timestamps are read; injectable for simulations.
     """
 
     # ---------------------------------------------------------------- submits
@@ -172,7 +173,7 @@ class Client(ClientCore):
         if self._journal is None:
             raise ClientStateError("resume() needs a journal: Client(journal='run.sqlite')")
         return await _reconcile.resume(
-            self._journal, self._follow, clock=self._clock, wall=time.time
+            self._journal, self._follow, clock=self._clock, wall=self._wall_clock
         )
 
     async def ambiguous(self) -> list[JournalEntry]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -227,3 +228,36 @@ async def test_a_long_retry_after_pause_never_blocks_closing() -> None:
         assert "follow it again" in str(handle.exception())
 
     await asyncio.wait_for(use_and_close(), DEADLINE)
+
+
+#: How long ago (seconds) the resumed task was submitted: far past any not-found grace.
+LONG_AGO = 3600
+
+
+async def test_a_resumed_task_gets_the_whole_not_found_grace(tmp_path: Path) -> None:
+    journal = tmp_path / "run.sqlite"
+    running = ScriptedAPI(lambda task_id, n: {"task_id": task_id, "status": "IN_PROGRESS"})
+    async with client_for(running, journal) as client:
+        client.track("old-task")  # journaled; still running when this run ends
+    polls = 0
+
+    def not_found_once(request: HTTPRequest) -> HTTPResponse:
+        nonlocal polls
+        polls += 1
+        if polls == 1:
+            return answer({"code": "task_not_exist", "message": "task_not_exist", "data": None})
+        return answer({"code": "success", "message": "", "data": success("old-task")})
+
+    later = Client(
+        KEY,
+        transport=MockTransport(not_found_once),
+        retry=NO_WAIT_RETRY,
+        poll=PollPolicy(initial_delay=0, interval=0.05, jitter=0, not_found_grace=30),
+        journal=journal,
+        wall_clock=lambda: time.time() + LONG_AGO,
+    )
+    async with later:
+        (handle,) = await later.resume()
+        task = await asyncio.wait_for(handle, DEADLINE)
+    assert task.status is TaskStatus.SUCCEEDED
+    assert polls == 2
