@@ -261,3 +261,19 @@ async def test_a_resumed_task_gets_the_whole_not_found_grace(tmp_path: Path) -> 
         task = await asyncio.wait_for(handle, DEADLINE)
     assert task.status is TaskStatus.SUCCEEDED
     assert polls == 2
+
+
+async def test_two_creates_answered_with_one_task_id_flag_the_second_only(
+    journal: Path | None,
+) -> None:
+    api = ScriptedAPI(lambda task_id, n: success(task_id), create_ids=["same", "same"])
+    async with client_for(api, journal) as client:
+        first = await client.submit(TextToVideo("a cat"), key="key-cat")
+        with pytest.raises(AmbiguousSubmitError, match="already given") as info:
+            await client.submit(TextToVideo("a dog"), key="key-dog")
+        assert (await asyncio.wait_for(first, DEADLINE)).task_id == "same"
+        third = await asyncio.wait_for(await client.submit(TextToVideo("a cow")), DEADLINE)
+    assert third.status is TaskStatus.SUCCEEDED  # the client lives on
+    if journal is not None:
+        assert "key-cat" in str(info.value) and "key-dog" in str(info.value)
+    assert api.creates == 3  # nothing resent
