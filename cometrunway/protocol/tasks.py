@@ -13,6 +13,8 @@ from typing import Any
 from .._converter import OfficialTaskWire, RecordWire, structure
 from ..errors import APIError, DecodeError, TaskNotFound
 from ..models import PollRoute, Task, TaskStatus
+from ._text import clean as _clean
+from ._text import is_text as _is_text
 from .answers import _classify, _text
 from .seam import HTTPResponse
 
@@ -161,27 +163,6 @@ def _timestamp(value: object) -> datetime | None:
 
 # Unix seconds past this (year 5138) are not a time a task could have.
 _LATEST_TIMESTAMP = 1e11
-
-
-def _is_text(value: str) -> bool:
-    """Whether ``value`` encodes as UTF-8 (JSON's ``\\ud800`` escapes decode to lone
-    surrogates, which no journal, log file or request body can hold)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _clean(value: str | None) -> str | None:
-    """Server text made safe to store and print: lone surrogates become U+FFFD."""
-    if value is None or value.isascii() or _is_text(value):
-        return value
-    return "".join(_REPLACEMENT if _SURROGATES[0] <= c <= _SURROGATES[1] else c for c in value)
-
-
-_SURROGATES = ("\ud800", "\udfff")
-_REPLACEMENT = "\ufffd"
 
 
 # ---------------------------------------------------------------- outputs
