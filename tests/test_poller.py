@@ -317,3 +317,21 @@ async def test_a_bug_in_the_poll_path_fails_that_handle_not_the_poller() -> None
     assert isinstance(error, CometRunwayError) and "task bad" in str(error)
     assert isinstance(error.__cause__, KeyError)
     assert (await good).status is TaskStatus.SUCCEEDED
+
+
+async def test_success_without_output_fails_after_the_default_output_grace() -> None:
+    clock, _, _ = make()
+    policy = PollPolicy(initial_delay=5, interval=5, max_interval=30, jitter=0)
+
+    class SuccessWithoutOutput:
+        async def fetch(self, task_id: str, route: PollRoute) -> Task:
+            # What the protocol makes of SUCCESS without a usable URL: still running.
+            return Task(task_id, TaskStatus.RUNNING, 1.0, raw_status="SUCCESS")
+
+    poller = Poller(SuccessWithoutOutput(), policy, clock=clock, sleep=clock.sleep)
+    h = poller.track(handle("a"), submitted_at=0, first_delay=0)
+    await run_until(poller, [h])
+    error = h.exception()
+    assert isinstance(error, TaskFailed) and "no http(s) output URL" in str(error)
+    assert error.task.task_id == "a"
+    assert clock() >= policy.output_grace  # it waited the whole grace, on the virtual clock
