@@ -23,7 +23,7 @@ from .protocol.build import build_cancel
 
 __all__ = ["CANCEL_UNSUPPORTED_STATUSES", "Canceller", "send_cancel"]
 
-log = logging.getLogger("cometrunway")
+log: logging.Logger = logging.getLogger("cometrunway")
 
 Send = Callable[[HTTPRequest], Awaitable[HTTPResponse]]
 

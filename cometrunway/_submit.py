@@ -30,6 +30,7 @@ from .errors import (
     AmbiguousSubmitError,
     ClientStateError,
     CometRunwayError,
+    DecodeError,
     JournalError,
     UnjournaledTask,
 )
@@ -43,7 +44,7 @@ from .protocol.tasks import parse_created
 
 __all__ = ["Submitter", "request_key"]
 
-log = logging.getLogger("cometrunway")
+log: logging.Logger = logging.getLogger("cometrunway")
 
 Send = Callable[[HTTPRequest], Awaitable[HTTPResponse]]
 Follow = Callable[[str, PollRoute, float | None], TaskHandle]
@@ -109,6 +110,8 @@ class Submitter:
         self.journal: Journal | None = None  # set once the client opened it
         self._in_flight: dict[str, asyncio.Future[TaskHandle]] = {}
         self._attempts: set[asyncio.Task[None]] = set()
+        # Task id -> the journal key (None: no journal) of the create it answered (issue 13).
+        self._created_ids: dict[str, str | None] = {}
         self.counts = dict.fromkeys(("submits", "submit_retries", "ambiguous_submits"), 0)
         self._send_with_retries = backoff.on_exception(
             lambda: retry.waits(max_retry_after=retry.max_retry_after),
@@ -206,6 +209,7 @@ class Submitter:
             try:
                 created = parse_created(await self._send(create.http))
                 task_id = created.task_id
+                self._claim_id(task_id, key)
             except CometRunwayError as exc:
                 if journal is not None and key is not None:
                     await _journal_failure(journal, key, exc)
@@ -256,6 +260,19 @@ class Submitter:
             raise
         if not outcome.done():  # a cancelled caller cancelled it; the task is tracked anyway
             outcome.set_result(handle)
+
+    def _claim_id(self, task_id: str, key: str | None) -> None:
+        """Remember which create got ``task_id``; a second create answered with the same id
+        is ambiguous (its own task may exist under another id), never the first's handle."""
+        if task_id in self._created_ids:
+            earlier = self._created_ids[task_id]
+            first = f"journal key {earlier!r}" if earlier else "an earlier create"
+            raise DecodeError(
+                f"the server answered with task id {task_id!r}, already given to {first} "
+                f"(this create's journal key: {key!r}); whether this create made a task of "
+                "its own is unknown"
+            )
+        self._created_ids[task_id] = key
 
     # ---------------------------------------------------------------- outcomes
 

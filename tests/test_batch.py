@@ -98,7 +98,7 @@ async def test_cancelling_mid_batch_leaves_created_tasks_tracked_and_journaled(
             journal = client.journal
             assert journal is not None
             for task_id in created:
-                assert client._poller.get(task_id) is not None, task_id
+                assert client.wake(task_id), task_id  # True: the client follows it
                 entry = await journal.get_by_task(task_id)
                 assert entry is not None
                 assert entry.state is EntryState.SUBMITTED
@@ -186,14 +186,15 @@ async def test_batch_tally_counts_and_eta() -> None:
     async with FakeCometAPI(lifecycle=Lifecycle.by_polls(1, 1)) as fake:
         fake.inject("submit", Fault.response(400, {"code": "bad", "message": "no"}))
         async with client_for(fake, on_event=tally.add) as client:
-            with pytest.raises(BatchSubmitError):
+            with pytest.raises(BatchSubmitError) as info:
                 await client.submit_many(prompts(4), max_concurrency=1)
             assert tally.eta() is None
             assert tally.rejected == 1
             assert tally.submitted == 3
             now[0] = 3.0
-            tracked = list(client._poller._tracked.values())
-            async for _ in client.as_completed([s.handle for s in tracked]):
+            submitted = [h for h in info.value.handles if h is not None]
+            assert len(submitted) == 3
+            async for _ in client.as_completed(submitted):
                 pass
     assert (tally.succeeded, tally.queued, tally.running) == (3, 0, 0)
     assert tally.settled == 4

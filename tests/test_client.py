@@ -38,8 +38,7 @@ from cometrunway import (
     VideoToVideo,
 )
 from cometrunway.models import Request
-from cometrunway.protocol import HTTPRequest, HTTPResponse
-from cometrunway.testing import FakeCometAPI, Fault, Lifecycle, MockTransport
+from cometrunway.testing import FakeCometAPI, Fault, Lifecycle
 
 EVERY_REQUEST: list[Request] = [
     TextToVideo("a cat"),
@@ -393,21 +392,6 @@ def test_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     client = Client.from_env()
     assert client.base_url == "http://127.0.0.1:9"
     assert Client.from_env(base_url="https://other.example").base_url == "https://other.example"
-
-
-async def test_a_poller_bug_surfaces_from_the_block() -> None:
-    class Boom(Exception):
-        pass
-
-    def broken(request: HTTPRequest) -> HTTPResponse:
-        raise Boom("bug in the poll path")
-
-    client = Client(KEY, transport=MockTransport(broken))
-    with pytest.raises(ExceptionGroup) as info:
-        async with client:
-            client.track("abc")
-            await asyncio.sleep(10)
-    assert info.group_contains(Boom)
 
 
 async def test_errors_inside_the_block_are_not_wrapped(fake: FakeCometAPI) -> None:

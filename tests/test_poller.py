@@ -13,6 +13,7 @@ import pytest
 
 from cometrunway.errors import (
     AuthenticationError,
+    CometRunwayError,
     ServerError,
     TaskFailed,
     TaskNotFound,
@@ -296,14 +297,41 @@ async def test_shielded_await_survives_a_timeout() -> None:
     assert (await h).status is TaskStatus.SUCCEEDED
 
 
-async def test_a_bug_in_the_poll_path_surfaces() -> None:
-    clock, tasks, poller = make()
+async def test_a_bug_in_the_poll_path_fails_that_handle_not_the_poller() -> None:
+    clock, tasks, _ = make()
+    tasks.add("good", 0, 0)
 
-    async def broken(task_id: str, route: PollRoute) -> Task:
-        raise KeyError("bug")
+    class BrokenForOne:
+        async def fetch(self, task_id: str, route: PollRoute) -> Task:
+            if task_id == "bad":
+                raise KeyError("bug")
+            return await tasks.fetch(task_id, route)
 
-    poller._fetch = broken
-    poller.track(handle("a"), submitted_at=0, first_delay=0)
-    with pytest.raises(ExceptionGroup) as info:
-        await asyncio.wait_for(poller.run(), 5)
-    assert info.group_contains(KeyError)
+    poller = Poller(
+        BrokenForOne(), PollPolicy(initial_delay=5, jitter=0), clock=clock, sleep=clock.sleep
+    )
+    bad = poller.track(handle("bad"), submitted_at=0, first_delay=0)
+    good = poller.track(handle("good"), submitted_at=0, first_delay=0)
+    await run_until(poller, [bad, good])
+    error = bad.exception()
+    assert isinstance(error, CometRunwayError) and "task bad" in str(error)
+    assert isinstance(error.__cause__, KeyError)
+    assert (await good).status is TaskStatus.SUCCEEDED
+
+
+async def test_success_without_output_fails_after_the_default_output_grace() -> None:
+    clock, _, _ = make()
+    policy = PollPolicy(initial_delay=5, interval=5, max_interval=30, jitter=0)
+
+    class SuccessWithoutOutput:
+        async def fetch(self, task_id: str, route: PollRoute) -> Task:
+            # What the protocol makes of SUCCESS without a usable URL: still running.
+            return Task(task_id, TaskStatus.RUNNING, 1.0, raw_status="SUCCESS")
+
+    poller = Poller(SuccessWithoutOutput(), policy, clock=clock, sleep=clock.sleep)
+    h = poller.track(handle("a"), submitted_at=0, first_delay=0)
+    await run_until(poller, [h])
+    error = h.exception()
+    assert isinstance(error, TaskFailed) and "no http(s) output URL" in str(error)
+    assert error.task.task_id == "a"
+    assert clock() >= policy.output_grace  # it waited the whole grace, on the virtual clock

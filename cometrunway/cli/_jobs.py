@@ -31,6 +31,7 @@ from ..errors import (
 from ..events import Event, Submitted
 from ..handles import TaskHandle
 from ..models import Request, Task
+from ..protocol import LostTask
 from ._common import CliError, ExitCode, write_jsonl_atomic
 from ._credits import credits_summary
 from ._display import Display
@@ -55,9 +56,9 @@ log = logging.getLogger("cometrunway.cli")
 
 # Statuses after which a result row no longer changes.
 FINAL = frozenset(
-    {"SUCCEEDED", "FAILED", "CANCELLED", "LOST", "NOT_FOUND", "REJECTED", "AMBIGUOUS"}
+    {"SUCCEEDED", "FAILED", "CANCELLED", LostTask.LOST, LostTask.NOT_FOUND, "REJECTED", "AMBIGUOUS"}
 )
-_FAILED = frozenset({"FAILED", "CANCELLED", "LOST", "NOT_FOUND", "REJECTED"})
+_FAILED = frozenset({"FAILED", "CANCELLED", LostTask.LOST, LostTask.NOT_FOUND, "REJECTED"})
 
 
 def plural(count: int, word: str) -> str:
@@ -309,7 +310,9 @@ class Run:
             if isinstance(exc, AuthenticationError):
                 self.fatal = exc
             job.update(
-                status="NOT_FOUND" if isinstance(exc, TaskNotFound) else "LOST",
+                status=(
+                    LostTask.NOT_FOUND if isinstance(exc, TaskNotFound) else LostTask.LOST
+                ).value,
                 error=str(exc),
                 error_code=getattr(exc, "code", None),
             )
@@ -370,8 +373,8 @@ def summarize(
         "SUCCEEDED": "succeeded",
         "FAILED": "failed",
         "CANCELLED": "failed",
-        "LOST": "lost",
-        "NOT_FOUND": "lost",
+        LostTask.LOST: "lost",
+        LostTask.NOT_FOUND: "lost",
         "REJECTED": "rejected",
         "AMBIGUOUS": "ambiguous",
         "NOT_SUBMITTED": "not_submitted",

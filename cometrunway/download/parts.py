@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import IO
 
-log = logging.getLogger("cometrunway.download")
+log: logging.Logger = logging.getLogger("cometrunway.download")
 
 PART_SUFFIX = ".part"
 _STAGING_SUFFIX = ".new"  # a part file not yet locked: other processes ignore it

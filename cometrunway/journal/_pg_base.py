@@ -63,7 +63,7 @@ class PostgresBase:
         self._connect_timeout = connect_timeout
         self._clock = clock
         #: Names this instance in the rows it sends and the leases it holds.
-        self.instance_id = f"{q.INSTANCE_PREFIX}{uuid.uuid4().hex}"
+        self.instance_id: str = f"{q.INSTANCE_PREFIX}{uuid.uuid4().hex}"
         self._sql = Statements(self._where, self.instance_id, clock)
         self._pg: Any = None
         self._pool: psycopg_pool.AsyncConnectionPool[Any] | None = None

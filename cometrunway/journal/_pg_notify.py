@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Announcements", "RowChange"]
 
-log = logging.getLogger("cometrunway.journal")
+log: logging.Logger = logging.getLogger("cometrunway.journal")
 
 
 @attrs.frozen

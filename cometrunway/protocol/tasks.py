@@ -14,6 +14,8 @@ from typing import Any
 from .._converter import OfficialTaskWire, RecordWire, structure
 from ..errors import APIError, DecodeError, TaskNotFound
 from ..models import PollRoute, Task, TaskStatus
+from ._text import clean as _clean
+from ._text import is_text as _is_text
 from .answers import SubmitDisposition, _classify, _text, submit_disposition
 from .seam import HTTPResponse
 
@@ -99,6 +101,13 @@ def _created_task(payload: Any) -> Task | None:
 
 def _identifier(candidate: object) -> str | None:
     if isinstance(candidate, str) and candidate.strip():
+        if not _is_text(candidate):
+            # A lone surrogate cannot be journaled or sent back: an id we cannot follow, so
+            # the create is ambiguous (never resent).
+            raise DecodeError(
+                f"create answer's task id {candidate!r} is not valid text "
+                "(it holds a lone surrogate)"
+            )
         return candidate.strip()
     if isinstance(candidate, int) and not isinstance(candidate, bool):
         return str(candidate)
@@ -219,10 +228,19 @@ def _timestamp(value: object) -> datetime | None:
         return datetime.fromtimestamp(seconds, UTC)
     if isinstance(value, str) and value.strip():
         try:
-            return datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
             return None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)  # the server's times are UTC (Appendix 6)
+        # Like ``0`` in Unix seconds, a time before the epoch (e.g. 0001-01-01) means
+        # "not yet"; an aware datetime's ``timestamp()`` never overflows.
+        return parsed if 0 < parsed.timestamp() <= _LATEST_TIMESTAMP else None
     return None
+
+
+# Unix seconds past this (year 5138) are not a time a task could have.
+_LATEST_TIMESTAMP = 1e11
 
 
 # ---------------------------------------------------------------- outputs
@@ -310,16 +328,17 @@ def _task(
         status = TaskStatus.FAILED if failed else TaskStatus.RUNNING
     if status is TaskStatus.SUCCEEDED:
         progress = 1.0
+    ended_badly = status in (TaskStatus.FAILED, TaskStatus.CANCELLED)
     return Task(
         task_id=task_id,
         status=status,
         progress=progress,
         outputs=outputs,
         video_url=_video_of(outputs, action),
-        error=error if status in (TaskStatus.FAILED, TaskStatus.CANCELLED) else None,
-        error_code=error_code if status in (TaskStatus.FAILED, TaskStatus.CANCELLED) else None,
+        error=_clean(error) if ended_badly else None,
+        error_code=_clean(error_code) if ended_badly else None,
         body=body,
-        raw_status=raw_status,
+        raw_status=_clean(raw_status),
         poster_url=_first(layers, "poster"),
         last_frame_url=_first(layers, "last_frame"),
         created_at=_timestamp(created),
@@ -438,6 +457,18 @@ def parse_poll(
     (``{"code":200,"data":{record}}``), T1 (a bare Runway task) and T2 (= F1). ``task_id``,
     when given, names the task in a ``TaskNotFound``.
     """
+    task = _poll_answer(response, task_id, now)
+    if task_id is not None and task.task_id != task_id:
+        # Another task's record must never resolve this one: a transient decode error, so
+        # the poll is retried (issue 13).
+        raise DecodeError(
+            f"poll of task {task_id!r} answered with task {_clean(task.task_id)!r}'s record",
+            body=response.body,
+        )
+    return task
+
+
+def _poll_answer(response: HTTPResponse, task_id: str | None, now: datetime | None) -> Task:
     error, payload = _classify(response, now)
     if isinstance(error, TaskNotFound):
         error.task_id = task_id
