@@ -1,22 +1,30 @@
-"""Envelopes → task ids and ``Task`` snapshots: every create and poll answer of the wire
-reference (§1.A, §1.5, §1.10), the status vocabularies of §2, progress, outputs, timestamps,
-queued-ness and the route a task's answer came from."""
+"""Poll answers → ``Task`` snapshots: every poll envelope of the wire reference (§1.5, §1.10,
+§8.4), lost-task outcomes and the route a task's answer came from. Create answers are read in
+``created``, a record's fields in ``fields``."""
 
 from __future__ import annotations
 
 import enum
-import json
-import math
-from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from .._converter import OfficialTaskWire, RecordWire, structure
 from ..errors import APIError, DecodeError, TaskNotFound
 from ..models import PollRoute, Task, TaskStatus
 from ._text import clean as _clean
-from ._text import is_text as _is_text
-from .answers import SubmitDisposition, _classify, _text, submit_disposition
+from .answers import _classify, _text
+from .created import _cost_in, credits_of, parse_created, parse_submit
+from .fields import (
+    _OUTPUT_KEYS,
+    _collect,
+    _first,
+    _timestamp,
+    _video_of,
+    is_queued,
+    map_status,
+    normalize_progress,
+)
 from .seam import HTTPResponse
 
 __all__ = [
@@ -30,275 +38,6 @@ __all__ = [
     "parse_submit",
     "poll_route_of",
 ]
-
-
-def parse_submit(response: HTTPResponse, *, now: datetime | None = None) -> str:
-    """The task id a create answered with, or the error it stands for.
-
-    ``data.task_id`` on ``/runway/pro/*`` (A1/A2/A3), ``id`` on ``/runwayml/v1/*``. An answer
-    that carries a task id is a created task whatever else it says (wire §8.7: an HTTP 200
-    with ``"code": 429`` beside ``data.task_id``, an ``"error"`` object beside an ``id``).
-    A 2xx without an id is a ``DecodeError`` (the task may exist: the client treats it as an
-    ambiguous submit), and so is a 2xx whose body carries an error that would otherwise be
-    retried: the gateway took the request, so sending it again may pay twice.
-    """
-    return parse_created(response, now=now).task_id
-
-
-def parse_created(response: HTTPResponse, *, now: datetime | None = None) -> Task:
-    """The created task a create answered with: a PENDING snapshot carrying the task id and
-    Runway's ``estimatedCost`` when the answer has one (wire §8.2, bare or inside ``data``),
-    or the error the answer stands for (see ``parse_submit``)."""
-    error, payload = _classify(response, now)
-    # A redirect is a wrong URL answered by something else: its body is no create answer.
-    if not 300 <= response.status < 400:
-        created = _created_task(payload if error is None else _json_body(response))
-        if created is not None:
-            return created
-    accepted = 200 <= response.status < 300
-    if error is not None:
-        if accepted and submit_disposition(error) is SubmitDisposition.RETRY:
-            raise DecodeError(
-                f"HTTP {response.status} create answer says {error} but carries no task id: "
-                "the request was taken, so the task may exist",
-                body=response.body,
-            )
-        raise error
-    raise DecodeError(
-        f"HTTP {response.status} create answer has no task id (data.task_id or id)",
-        body=response.body,
-    )
-
-
-def _json_body(response: HTTPResponse) -> Any:
-    """The body as JSON, or None when it is not (an error answer's body, read again)."""
-    try:
-        return json.loads(response.body.decode("utf-8-sig"))
-    except (ValueError, RecursionError):
-        return None
-
-
-def _created_task(payload: Any) -> Task | None:
-    """The created task of a create answer, wherever the envelope puts its id, with Runway's
-    ``estimatedCost`` when the answer has one; None without an id."""
-    if not isinstance(payload, dict):
-        return None
-    data = payload.get("data")
-    nested = data if isinstance(data, dict) else {}
-    candidates = [
-        nested.get("task_id"),
-        nested.get("id"),
-        payload.get("id"),
-        payload.get("task_id"),
-    ]
-    for candidate in candidates:
-        task_id = _identifier(candidate)
-        if task_id is not None:
-            estimate = _cost_in([payload, nested], "estimatedCost")
-            return Task(task_id=task_id, status=TaskStatus.PENDING, estimated_cost=estimate)
-    return None
-
-
-def _identifier(candidate: object) -> str | None:
-    if isinstance(candidate, str) and candidate.strip():
-        if not _is_text(candidate):
-            # A lone surrogate cannot be journaled or sent back: an id we cannot follow, so
-            # the create is ambiguous (never resent).
-            raise DecodeError(
-                f"create answer's task id {candidate!r} is not valid text "
-                "(it holds a lone surrogate)"
-            )
-        return candidate.strip()
-    if isinstance(candidate, int) and not isinstance(candidate, bool):
-        return str(candidate)
-    return None
-
-
-# ---------------------------------------------------------------- cost
-
-
-def credits_of(value: object) -> float | None:
-    """Runway's ``{"credits": <number>}`` (wire §8.2) as a float; None when absent, not a
-    number, negative or not finite (a cost is never required, so junk reads as unknown)."""
-    if isinstance(value, dict):
-        value = value.get("credits")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        credits = float(value)
-    except OverflowError:
-        return None
-    return credits if math.isfinite(credits) and credits >= 0 else None
-
-
-def _cost_in(layers: list[Mapping[str, Any]], key: str) -> float | None:
-    """The first readable ``key`` (``estimatedCost`` or ``cost``) of the layers, outer first."""
-    for layer in layers:
-        credits = credits_of(layer.get(key))
-        if credits is not None:
-            return credits
-    return None
-
-
-# ---------------------------------------------------------------- statuses
-
-
-# Every vocabulary of the wire reference §2, upper-cased. Digits follow C4: 3 = success,
-# 2 = failure. UNKNOWN and unlisted words stay non-terminal.
-_STATUS_WORDS: dict[str, TaskStatus] = {
-    "NOT_START": TaskStatus.PENDING,
-    "SUBMITTED": TaskStatus.PENDING,
-    "QUEUED": TaskStatus.PENDING,
-    "PENDING": TaskStatus.PENDING,
-    "THROTTLED": TaskStatus.PENDING,
-    "UNKNOWN": TaskStatus.PENDING,
-    "0": TaskStatus.PENDING,
-    "IN_PROGRESS": TaskStatus.RUNNING,
-    "RUNNING": TaskStatus.RUNNING,
-    "PROCESSING": TaskStatus.RUNNING,
-    "1": TaskStatus.RUNNING,
-    "SUCCESS": TaskStatus.SUCCEEDED,
-    "SUCCEEDED": TaskStatus.SUCCEEDED,
-    "3": TaskStatus.SUCCEEDED,
-    "FAILURE": TaskStatus.FAILED,
-    "FAILED": TaskStatus.FAILED,
-    "2": TaskStatus.FAILED,
-    "CANCELLED": TaskStatus.CANCELLED,
-    "CANCELED": TaskStatus.CANCELLED,
-}
-
-
-# The words of §2 that mean "waiting for a worker", not merely "pending": such a task has
-# not started, so its finish is at least a whole running time away.
-_QUEUED_WORDS = frozenset({"QUEUED", "THROTTLED", "NOT_START", "SUBMITTED", "PENDING", "0"})
-
-
-def is_queued(task: Task) -> bool:
-    """Whether ``task`` waits in a queue (it has not started running)."""
-    return task.status is TaskStatus.PENDING and (task.raw_status or "").upper() in _QUEUED_WORDS
-
-
-def map_status(word: object) -> TaskStatus | None:
-    """One status word of any vocabulary in §2; None when absent or unknown."""
-    if isinstance(word, bool):
-        return None
-    if isinstance(word, int):
-        word = str(word)
-    if not isinstance(word, str):
-        return None  # an object or list where a word belongs: not a status
-    return _STATUS_WORDS.get(word.strip().upper())
-
-
-def normalize_progress(value: object) -> float | None:
-    """``"37%"``, ``0.37`` or ``37`` → 0.37 (Appendix 4); None when absent or unreadable."""
-    if value is None or isinstance(value, bool):
-        return None
-    percent = False
-    if isinstance(value, str):
-        text = value.strip()
-        percent = text.endswith("%")
-        try:
-            number = float(text.rstrip("%").strip())
-        except ValueError:
-            return None
-    elif isinstance(value, int | float):
-        try:
-            number = float(value)
-        except OverflowError:
-            return None
-    else:
-        return None
-    if math.isnan(number) or math.isinf(number):
-        return None
-    if percent or number > 1:
-        number /= 100
-    return min(1.0, max(0.0, number))
-
-
-def _timestamp(value: object) -> datetime | None:
-    """Unix seconds as int or string (``0`` = not yet), or ISO-8601 (Appendix 6)."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        value = int(value) if len(value.strip()) <= 15 else 0
-    if isinstance(value, int | float):  # ints past 1e11 never reach float(): no overflow
-        seconds = float(value) if 0 < value <= 1e11 else 0.0
-        if not 0 < seconds <= 1e11:  # also rejects NaN
-            return None
-        return datetime.fromtimestamp(seconds, UTC)
-    if isinstance(value, str) and value.strip():
-        try:
-            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)  # the server's times are UTC (Appendix 6)
-        # Like ``0`` in Unix seconds, a time before the epoch (e.g. 0001-01-01) means
-        # "not yet"; an aware datetime's ``timestamp()`` never overflows.
-        return parsed if 0 < parsed.timestamp() <= _LATEST_TIMESTAMP else None
-    return None
-
-
-# Unix seconds past this (year 5138) are not a time a task could have.
-_LATEST_TIMESTAMP = 1e11
-
-
-# ---------------------------------------------------------------- outputs
-
-
-def _url(value: object) -> str | None:
-    if isinstance(value, dict):
-        value = value.get("url") or value.get("uri")
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith(("https://", "http://")):
-            return text
-    return None
-
-
-def _urls(value: object) -> Iterator[str]:
-    """A URL, ``[url, ...]`` or ``[{"url"|"uri": url}, ...]``; one level deep, no further."""
-    for item in value if isinstance(value, list) else (value,):
-        url = _url(item)
-        if url is not None:
-            yield url
-
-
-_OUTPUT_KEYS = ("output", "result_url", "video_url", "raw_video_url")
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
-# Audio outputs of text_to_speech / sound_effect (wire §8.1): kept in ``outputs``, never a
-# ``video_url``.
-_AUDIO_SUFFIXES = (".mp3", ".wav", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".flac")
-
-
-def _collect(layers: list[Mapping[str, Any]], keys: tuple[str, ...]) -> tuple[str, ...]:
-    found: dict[str, None] = {}
-    for key in keys:
-        for layer in layers:
-            value = layer.get(key)
-            for url in _urls(value):
-                found.setdefault(url)
-    return tuple(found)
-
-
-def _first(layers: list[Mapping[str, Any]], key: str) -> str | None:
-    for layer in layers:
-        for url in _urls(layer.get(key)):
-            return url
-    return None
-
-
-def _video_of(outputs: tuple[str, ...], action: object = None) -> str | None:
-    if isinstance(action, str) and action.strip().upper() in _AUDIO_ACTIONS:
-        return None  # the wrapper names the route: its outputs are audio, whatever the URL
-    for url in outputs:
-        if not url.lower().split("?", 1)[0].endswith(_IMAGE_SUFFIXES + _AUDIO_SUFFIXES):
-            return url
-    return None
-
-
-# The wrapper's ``action`` of the audio routes (wire §8.1).
-_AUDIO_ACTIONS = frozenset({"TEXT_TO_SPEECH", "SOUND_EFFECT"})
 
 
 # ---------------------------------------------------------------- polls
