@@ -341,12 +341,19 @@ class ClientCore:
         route: PollRoute | None,
         dest: str | os.PathLike[str],
         progress: Callable[[int, int | None], Any] | None,
+        session: aiohttp.ClientSession | None = None,
     ) -> list[Path]:
         """Stream a finished task's outputs (what a handle's ``download()`` calls)."""
         from .download import download_task
 
         self._check_open()
         paths: list[Path] = await download_task(
-            self, task, Path(dest), progress=progress, route=route, retry=self._retry
+            self,
+            task,
+            Path(dest),
+            progress=progress,
+            route=route,
+            retry=self._retry,
+            session=session,
         )
         return paths

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import aiohttp
 from attrs import frozen
 
 from . import _reconcile
@@ -253,17 +254,21 @@ class Client(ClientCore):
         *,
         progress: Callable[[int, int | None], object] | None = None,
         route: PollRoute | None = None,
+        session: aiohttp.ClientSession | None = None,
     ) -> list[Path]:
         """Stream a finished task's outputs to ``dest`` (a folder, or a file path).
 
         ``route`` is where to re-poll the task once if a URL has expired (a handle knows its
-        own; None guesses). See ``cometrunway.download.download_task``.
+        own; None guesses). ``session`` is an aiohttp session to download with (yours: not
+        closed here; it must carry no credentials — the output host is not CometAPI); by
+        default a clean one that honours ``HTTP(S)_PROXY``/``NO_PROXY``. See
+        ``cometrunway.download.download_task``.
         """
         self._check_open()
         if isinstance(task, TaskHandle):
             route = route or task.poll_route
             task = await task
-        return await self._download_one(task, route, dest, progress)
+        return await self._download_one(task, route, dest, progress, session)
 
     async def download_many(
         self,

@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import backoff
+from aiohttp.helpers import BasicAuth, get_env_proxy_for_url
+from yarl import URL
 
 from ..errors import DownloadInterrupted, OutputRejected
 from ..policies import RetryPolicy
@@ -74,6 +76,7 @@ class _Transfer:
         self.ranges = True  # False once the server said it cannot do Range
         self.validator: str | None = None  # ETag / Last-Modified, for If-Range
         self.complete = False
+        self.proxy: tuple[URL | None, BasicAuth | None] | None = None  # looked up once
 
     async def restart(self) -> None:
         await asyncio.to_thread(_truncate, self.file)
@@ -97,6 +100,14 @@ def _finish_file(file: IO[bytes]) -> None:
     os.fsync(file.fileno())  # the data is on disk before the rename makes it visible
 
 
+def _env_proxy(url: str) -> tuple[URL | None, BasicAuth | None]:
+    """The proxy the environment names for ``url`` (honouring ``NO_PROXY``), or none."""
+    try:
+        return get_env_proxy_for_url(URL(url))
+    except LookupError:
+        return None, None
+
+
 async def _attempt(session: aiohttp.ClientSession, transfer: _Transfer) -> None:
     """One GET of the URL, from ``transfer.offset`` on. Raises ``_Transient`` to be retried,
     ``_Expired`` for a stale URL, ``OutputRejected`` for anything else."""
@@ -107,8 +118,16 @@ async def _attempt(session: aiohttp.ClientSession, transfer: _Transfer) -> None:
         if transfer.validator:
             # The file changed since the first part? Then the server sends it whole (200).
             headers["If-Range"] = transfer.validator
+    if transfer.proxy is None:
+        # HTTP(S)_PROXY / NO_PROXY as users expect, without the session's trust_env: that
+        # would also take credentials from .netrc for the output host, which gets none.
+        # The lookup may read files: off the loop, once per output.
+        transfer.proxy = await asyncio.to_thread(_env_proxy, transfer.url)
+    proxy, proxy_auth = transfer.proxy
     try:
-        async with session.get(transfer.url, headers=headers) as response:
+        async with session.get(
+            transfer.url, headers=headers, proxy=proxy, proxy_auth=proxy_auth
+        ) as response:
             await _receive(response, transfer)
     except (aiohttp.ClientError, TimeoutError) as exc:
         # Some aiohttp errors quote the whole URL; its query is a credential: cut it out.
