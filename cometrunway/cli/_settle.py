@@ -155,7 +155,7 @@ def _one_row(entries: Sequence[JournalEntry], key: str, journal: str) -> Journal
 
 
 async def cmd_settle(args: argparse.Namespace, interrupt: Interrupt) -> int:
-    from ._commands import _command, existing_journal
+    from ._cmd_common import _command, existing_journal
 
     _check_choice(args)
     journal = existing_journal(args.journal)
