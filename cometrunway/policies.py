@@ -59,17 +59,22 @@ class RetryPolicy:
         """The wait before retry number ``attempt`` (1-based), without jitter."""
         return float(min(self.max_delay, self.base_delay * 2.0 ** max(0, attempt - 1)))
 
-    def waits(self, *, max_retry_after: float = math.inf) -> Generator[float, Any, None]:
-        """A wait generator for ``backoff``: doubling delays with jitter, and the failed
-        attempt's ``retry_after`` (sent in by backoff) as a floor, capped at
-        ``max_retry_after``."""
+    def waits(
+        self, *, max_retry_after: float = math.inf, rng: random.Random | None = None
+    ) -> Generator[float, Any, None]:
+        """A wait generator in ``backoff``'s shape: doubling delays with jitter, and the
+        failed attempt's ``retry_after`` (the error sent in) as a floor, capped at
+        ``max_retry_after``. Prime it with ``next()`` (backoff does), then ``send`` each
+        failure; a fresh generator starts the doubling again. ``rng`` draws the jitter
+        (the module's generator by default; tests pass a seeded one)."""
+        uniform = random.uniform if rng is None else rng.uniform
         error = yield 0.0  # backoff primes the generator with None
         attempt = 0
         while True:
             attempt += 1
             delay = self.delay(attempt)
             if self.jitter:
-                delay *= random.uniform(1, 1 + self.jitter)
+                delay *= uniform(1, 1 + self.jitter)
             retry_after = getattr(error, "retry_after", None)
             if isinstance(retry_after, int | float):
                 delay = max(delay, min(float(retry_after), max_retry_after))
@@ -115,6 +120,14 @@ class PollPolicy:
     max_concurrent_polls: int = field(default=16, validator=_positive_int)
     jitter: float = field(default=0.1, validator=_non_negative)
     output_grace: float = field(default=600.0, validator=_non_negative)
+
+    def error_backoff(self) -> RetryPolicy:
+        """The waits after failed polls of one task, as a :class:`RetryPolicy`: doubling
+        from ``interval`` up to ``max_interval``, with ``jitter``. A transient poll error is
+        retried for as long as the task is followed, so ``max_tries`` plays no part."""
+        return RetryPolicy(
+            base_delay=self.interval, max_delay=self.max_interval, jitter=self.jitter
+        )
 
     def __attrs_post_init__(self) -> None:
         if self.max_interval < self.interval:
