@@ -311,7 +311,9 @@ def test_batch_video_settings_leave_audio_lines_their_own_model() -> None:
     speech = make_item(1, {"type": "text_to_speech", "prompt": "Hi."}, defaults=defaults)
     assert isinstance(speech.request, RunwayTextToSpeech)
     assert speech.request.model == RunwayTextToSpeech("x").model
-    named = make_item(2, {"type": "sound_effect", "prompt": "Rain.", "model": "m2"}, defaults=defaults)
+    named = make_item(
+        2, {"type": "sound_effect", "prompt": "Rain.", "model": "m2"}, defaults=defaults
+    )
     assert named.request.model == "m2"
     video = make_item(3, {"prompt": "a fox"}, defaults=defaults)
     assert video.request.model == "gen4_turbo"
