@@ -12,7 +12,8 @@ from collections.abc import Awaitable
 from .errors import TaskNotFound
 from .events import EventHub, StatusChanged, TaskFinished, TaskLost
 from .handles import TaskHandle
-from .journal import Journal, status_keywords
+from .journal import Journal
+from .journal._credits import status_keywords
 from .models import Task
 from .protocol import NOT_FOUND_CODE, LostTask
 

@@ -36,7 +36,8 @@ from .errors import (
 )
 from .events import AmbiguousSubmit, EventHub, SubmitRejected, Submitted
 from .handles import TaskHandle
-from .journal import EntryState, Journal, JournalEntry, record_credits
+from .journal import EntryState, Journal, JournalEntry
+from .journal._credits import record_credits
 from .models import PollRoute, Request
 from .policies import RetryPolicy
 from .protocol import HTTPRequest, HTTPResponse, SubmitDisposition, submit_disposition

@@ -31,7 +31,6 @@ from collections.abc import AsyncIterator
 from typing import Final
 
 from ..errors import JournalError
-from ._credits import record_credits, status_keywords
 from ._keys import Filing, find_conflicts
 from ._pg_notify import RowChange
 from ._postgres import PostgresJournal
@@ -71,10 +70,8 @@ __all__ = [
     "find_conflicts",
     "open_journal",
     "opened_journal",
-    "record_credits",
     "settle_all",
     "settle_journal",
-    "status_keywords",
 ]
 
 #: URL schemes that select :class:`PostgresJournal` (libpq accepts both).
