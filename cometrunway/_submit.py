@@ -37,6 +37,7 @@ from .errors import (
 from .events import AmbiguousSubmit, EventHub, SubmitRejected, Submitted
 from .handles import TaskHandle
 from .journal import EntryState, Journal, JournalEntry
+from .journal._credits import record_credits
 from .models import PollRoute, Request
 from .policies import RetryPolicy
 from .protocol import HTTPRequest, HTTPResponse, SubmitDisposition, submit_disposition
@@ -238,6 +239,13 @@ class Submitter:
                         unjournaled.__cause__ = exc
                         outcome.set_exception(unjournaled)
                     return
+                if created.estimated_cost is not None:  # Runway's estimate (wire §8.2)
+                    await record_credits(
+                        journal,
+                        task_id,
+                        status=created.status.value,
+                        estimated_cost=created.estimated_cost,
+                    )
             log.info("created task %s (%s)", task_id, type(request).__name__)
             handle = self._follow(task_id, request.poll_route, submitted_at)
             handle._note_estimate(created.estimated_cost)  # Runway's estimate (wire §8.2)

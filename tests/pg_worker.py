@@ -22,7 +22,7 @@ import signal
 from typing import Any
 
 from cometrunway import AmbiguousSubmitError, Client, PollPolicy, RetryPolicy, TextToVideo
-from cometrunway.journal import PostgresJournal
+from cometrunway.journal import EntryState, PostgresJournal
 
 POLL = PollPolicy(
     initial_delay=0.05,
@@ -86,8 +86,9 @@ async def run(db: str, base_url: str, prompts: list[str], kill_after: int | None
 async def _take_over(
     client: Client, journal: PostgresJournal, held: set[str], report: dict[str, Any]
 ) -> None:
-    """Finish the tasks whose holder died, until none is unfinished."""
-    while unfinished := await journal.unfinished():
+    """Finish the tasks whose holder died, until none is unfinished (SUBMITTED rows: the
+    ones leases cover; a NOT_FOUND row is followed again only by resume() or track())."""
+    while unfinished := [e for e in await journal.unfinished() if e.state is EntryState.SUBMITTED]:
         claimed = await journal.claim_polls(len(unfinished), lease_seconds=LEASE_SECONDS)
         if not claimed:  # held by live workers, or a lease not yet expired: wait for news
             await journal.wait_finished(unfinished[0].task_id or "", LEASE_SECONDS)

@@ -17,6 +17,7 @@ import re
 import urllib.parse
 from typing import Final
 
+from ._statements import REOPEN_SETS
 from ._transitions import Action, guard
 
 __all__ = ["CHANNEL", "MIGRATIONS", "PG_SCHEMA_VERSION", "redact"]
@@ -57,14 +58,24 @@ CREATE INDEX cometrunway_entries_pollable
     ON cometrunway_entries (submitted_at, seq) WHERE state = 'submitted';
 """
 
+# Credits as the server said them (wire §8.2) and when a cancel was asked for; NULL in the
+# rows already there ("the server did not say" / "never asked").
+_V2: Final = """
+ALTER TABLE cometrunway_entries
+    ADD COLUMN estimated_cost      DOUBLE PRECISION,
+    ADD COLUMN cost                DOUBLE PRECISION,
+    ADD COLUMN cancel_requested_at DOUBLE PRECISION;
+"""
+
 #: ``MIGRATIONS[v]`` upgrades a database from schema version ``v`` to ``v + 1``.
-MIGRATIONS: Final[tuple[str, ...]] = (_V1,)
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2)
 #: The schema version this cometrunway writes.
 PG_SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 COLUMNS: Final = (
     "key, request_type, path, body, poll_route, state, task_id, status, progress, outputs, "
-    "error, error_code, created_at, updated_at, submitted_at, label"
+    "error, error_code, created_at, updated_at, submitted_at, label, estimated_cost, cost, "
+    "cancel_requested_at"
 )
 SELECT: Final = f"SELECT {COLUMNS} FROM cometrunway_entries"
 
@@ -105,8 +116,12 @@ SET_TASK: Final = {
     for action in (Action.SUBMITTED, Action.ATTACH)
 }
 
-# Same rules as SQLite's: a DONE row takes only another terminal report; non-empty outputs
-# are never replaced by empty ones; identical repeats change (and announce) nothing.
+# Same rules as SQLite's: a DONE row takes only another terminal report, except that a
+# NOT_FOUND one is reopened by any status; non-empty outputs are never replaced by empty ones,
+# nor credits by NULL; identical repeats change (and announce) nothing. Credits are cast: a
+# NULL parameter alone has no type the server could infer.
+_EST: Final = "%(estimated_cost)s::double precision"
+_COST: Final = "%(cost)s::double precision"
 RECORD_STATUS: Final = f"""
 WITH changed AS (
 UPDATE cometrunway_entries SET
@@ -115,18 +130,36 @@ UPDATE cometrunway_entries SET
     outputs = CASE WHEN %(outputs)s = '[]' THEN outputs ELSE %(outputs)s END,
     error = %(error)s,
     error_code = %(error_code)s,
+    estimated_cost = COALESCE({_EST}, estimated_cost),
+    cost = COALESCE({_COST}, cost),
     state = %(state)s,
     updated_at = %(now)s
 WHERE task_id = %(task_id)s
-  AND ({guard(Action.PROGRESS)} OR (%(terminal)s AND {guard(Action.FINISH)}))
+  AND ({guard(Action.PROGRESS)}
+       OR (NOT %(terminal)s AND {guard(Action.REOPEN)})
+       OR (%(terminal)s AND {guard(Action.FINISH)}))
   AND (state IS DISTINCT FROM %(state)s
        OR status IS DISTINCT FROM %(status)s
        OR progress IS DISTINCT FROM %(progress)s
        OR (%(outputs)s != '[]' AND outputs IS DISTINCT FROM %(outputs)s)
        OR error IS DISTINCT FROM %(error)s
-       OR error_code IS DISTINCT FROM %(error_code)s)
+       OR error_code IS DISTINCT FROM %(error_code)s
+       OR ({_EST} IS NOT NULL AND estimated_cost IS DISTINCT FROM {_EST})
+       OR ({_COST} IS NOT NULL AND cost IS DISTINCT FROM {_COST}))
 RETURNING *) {_NOTIFY_ROW}
 """
+
+# The first request is the one kept: when the user asked, not how often. Not a change of
+# state, so nothing is announced.
+RECORD_CANCEL: Final = (
+    "UPDATE cometrunway_entries SET cancel_requested_at = %(now)s "
+    "WHERE task_id = %(task_id)s AND cancel_requested_at IS NULL"
+)
+# track() of an id whose row ended NOT_FOUND: SUBMITTED again, status unknown until a poll.
+REOPEN: Final = (
+    f"WITH changed AS (UPDATE cometrunway_entries SET {REOPEN_SETS}, updated_at = %(now)s "
+    f"WHERE task_id = %(task_id)s AND {guard(Action.REOPEN)} RETURNING *) {_NOTIFY_ROW}"
+)
 
 TRACK: Final = (
     "INSERT INTO cometrunway_entries (key, request_type, path, body, poll_route, state, "
