@@ -131,7 +131,8 @@ class ClientCore:
             max_retry_after=retry.max_retry_after,
         )
         # Every API request: paced by the one budget, and nothing it brings back holds the key.
-        send = PacedSender(KeyGuard(self._transport.send, self._api_key), self._budget).send
+        self._guard = KeyGuard(self._transport.send, self._api_key, also=[self._callback_token])
+        send = PacedSender(self._guard, self._budget).send
         self._source = ApiTaskSource(
             send, api_key=self._api_key, runway_version=self._runway_version
         )
@@ -347,13 +348,14 @@ class ClientCore:
         from .download import download_task
 
         self._check_open()
-        paths: list[Path] = await download_task(
-            self,
-            task,
-            Path(dest),
-            progress=progress,
-            route=route,
-            retry=self._retry,
-            session=session,
-        )
+        with self._guard.scrubbing():  # an output host may quote the key all the same
+            paths: list[Path] = await download_task(
+                self,
+                task,
+                Path(dest),
+                progress=progress,
+                route=route,
+                retry=self._retry,
+                session=session,
+            )
         return paths
