@@ -46,6 +46,7 @@ __all__ = ["ClientCore", "ClientOptions"]
 log: logging.Logger = logging.getLogger("cometrunway")
 
 _CALLBACK_TOKEN_BYTES = 24  # a 32-character token
+_CLOSING = "the Client is closing: no new requests are sent"
 
 
 class _State(enum.Enum):
@@ -154,6 +155,7 @@ class ClientCore:
             follow=self._follow,
             spawn=self._spawn,
             clock=clock,
+            pause=self._budget.wait,
         )
         self._canceller = Canceller(
             send,
@@ -252,6 +254,10 @@ class ClientCore:
         # CLOSING: no new work, but creates in flight land first (each is journaled and its
         # handle fails at once with how to follow it again); only then does the poller close.
         self._state = _State.CLOSING
+        # No request waits out a pause (up to max_retry_after) any more: one still waiting
+        # for its slot, or a create between two attempts, fails unsent with the closing
+        # error; requests already sent land as before.
+        self._budget.close(lambda: ClientStateError(_CLOSING))
         interrupted: BaseException | None = None
         if not isinstance(exc, asyncio.CancelledError):
             try:
@@ -300,7 +306,7 @@ class ClientCore:
                 "the Client is not open: use `async with Client(...) as client:` first"
             )
         if self._state is _State.CLOSING:
-            raise ClientStateError("the Client is closing: no new requests are sent")
+            raise ClientStateError(_CLOSING)
         if self._state is _State.CLOSED or self._group is None:
             raise ClientStateError("the Client is closed; create a new one")
         return self._group

@@ -7,7 +7,8 @@
 2. send one attempt as a child of the client's task group, so a caller cancelled mid-request
    never loses an answer that arrives: the child journals the id and tracks the task;
 3. classify a failure once with the pure core (``protocol.submit_disposition``);
-4. let ``backoff`` resend only what certainly was not accepted;
+4. resend only what certainly was not accepted, after the retry policy's wait (the rate
+   budget's: a closing client ends it at once, and the create is rejected unsent);
 5. journal the outcome: the task id, or "ambiguous" / "rejected".
 
 Same-key creates in flight at once in this process share one outcome.
@@ -22,10 +23,9 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-import backoff
 from attrs import define
 
-from .budget import Clock
+from .budget import Clock, Sleep
 from .errors import (
     AmbiguousSubmitError,
     ClientStateError,
@@ -101,8 +101,11 @@ class Submitter:
         follow: Follow,
         spawn: Spawn,
         clock: Clock,
+        pause: Sleep,
     ) -> None:
         self._send = send
+        self._retry = retry
+        self._pause = pause  # ends at once, raising the closing error, when the client closes
         self._events = events
         self._follow = follow
         self._spawn = spawn
@@ -110,23 +113,18 @@ class Submitter:
         self.journal: Journal | None = None  # set once the client opened it
         self._in_flight: dict[str, asyncio.Future[TaskHandle]] = {}
         self._attempts: set[asyncio.Task[None]] = set()
+        self._creating: set[asyncio.Future[None]] = set()  # one per create() in progress
         # Task id -> the journal key (None: no journal) of the create it answered (issue 13).
         self._created_ids: dict[str, str | None] = {}
         self.counts = dict.fromkeys(("submits", "submit_retries", "ambiguous_submits"), 0)
-        self._send_with_retries = backoff.on_exception(
-            lambda: retry.waits(max_retry_after=retry.max_retry_after),
-            CometRunwayError,
-            max_tries=retry.max_tries,
-            giveup=lambda exc: not _not_accepted(exc),
-            jitter=None,  # RetryPolicy.waits jitters itself
-            on_backoff=self._on_backoff,
-            logger=None,
-        )(self._attempt)
 
     async def drain(self) -> None:
-        """Wait for every create attempt in flight (the client is closing)."""
-        while self._attempts:
-            await asyncio.wait(set(self._attempts))
+        """Wait for every create in progress and every attempt in flight (the client is
+        closing: its rate budget is closed, so none of them waits long). A create between
+        its journal claim and its attempt then marks its row rejected while the journal is
+        still open."""
+        while self._attempts or self._creating:
+            await asyncio.wait(self._attempts | self._creating)
 
     # ---------------------------------------------------------------- the create
 
@@ -134,6 +132,17 @@ class Submitter:
         self, request: Request, http: HTTPRequest, key: str | None, label: str | None
     ) -> TaskHandle:
         """Create the task once; ``key`` is its journal key (None: no journal)."""
+        progress: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._creating.add(progress)
+        try:
+            return await self._create_keyed(request, http, key, label)
+        finally:
+            self._creating.discard(progress)
+            progress.set_result(None)
+
+    async def _create_keyed(
+        self, request: Request, http: HTTPRequest, key: str | None, label: str | None
+    ) -> TaskHandle:
         if key is None:
             return await self._create(request, http, None, label)
         running = self._in_flight.get(key)
@@ -184,6 +193,23 @@ class Submitter:
                 raise self._ambiguous(exc, create) from exc
             self._events.emit(SubmitRejected(key, type(request).__name__, exc, create.label))
             raise
+
+    async def _send_with_retries(self, create: _Create) -> TaskHandle:
+        """Attempts until one lands, one fails in a way that is not certainly "not
+        accepted", or ``max_tries`` ran out."""
+        waits = self._retry.waits(max_retry_after=self._retry.max_retry_after)
+        next(waits)  # primed, as the generator expects
+        while True:
+            try:
+                return await self._attempt(create)
+            except CometRunwayError as exc:
+                if create.attempts >= self._retry.max_tries or not _not_accepted(exc):
+                    raise
+                error, delay = exc, waits.send(exc)
+            self._on_backoff(error, create.attempts, delay)
+            # The row is journaled as rejected already; closing ends the wait with the
+            # client's closing error, and nothing more is sent.
+            await self._pause(delay)
 
     async def _attempt(self, create: _Create) -> TaskHandle:
         """One attempt, run as a group child: a cancelled caller stops waiting, not it."""
@@ -320,14 +346,9 @@ class Submitter:
             )
         raise JournalError(f"journal row {entry.key!r} is {entry.state}: cannot reuse it")
 
-    def _on_backoff(self, details: Any) -> None:
+    def _on_backoff(self, error: CometRunwayError, tries: int, wait: float) -> None:
         self.counts["submit_retries"] += 1
-        log.warning(
-            "create not accepted (%s); retry %d in %.1fs",
-            details.get("exception"),
-            details.get("tries", 0),
-            details.get("wait", 0.0),
-        )
+        log.warning("create not accepted (%s); retry %d in %.1fs", error, tries, wait)
 
 
 async def _journal_failure(journal: Journal, key: str, exc: CometRunwayError) -> None:

@@ -6,6 +6,9 @@ rate, with a burst of one second's worth. A 429 anywhere pauses every request un
 measured to accept in the seconds before it (one decrease per 429 event, however many
 requests in flight come back 429 together); the rate then probes upwards slowly with time,
 so the client settles just under what the server tolerates instead of swinging around it.
+
+``close()`` ends every wait at once (a pause may last ``max_retry_after``, two minutes by
+default): a request still waiting for its slot fails with the closing error, unsent.
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ class RequestBudget:
         self._created = self._probed_at = clock()
         self._successes: collections.deque[float] = collections.deque()
         self.rate_limited: int = 0
+        self._closed: Callable[[], Exception] | None = None
+        self._closing: asyncio.Future[None] | None = None  # done once closed
 
     @property
     def rate(self) -> float:
@@ -83,16 +88,38 @@ class RequestBudget:
         """
         while True:
             events = self.rate_limited
+            if self._closed is not None:
+                raise self._closed()
             wait = self.reserve()
             if wait <= 0:
                 return
-            await self._sleep(wait)
+            await self.wait(wait)
             if self.rate_limited == events:
                 return
 
     async def wait(self, delay: float) -> None:
-        """Sleep ``delay`` seconds (what ``reserve()`` returned) with the budget's sleep."""
-        await self._sleep(delay)
+        """Sleep ``delay`` seconds with the budget's sleep; raises the closing error at once
+        if the budget is closed, before or during the wait."""
+        if self._closed is not None:
+            raise self._closed()
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_future()
+        sleeper = asyncio.ensure_future(self._sleep(delay))
+        try:
+            await asyncio.wait({sleeper, self._closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not sleeper.done():
+                sleeper.cancel()
+                await asyncio.gather(sleeper, return_exceptions=True)
+        if self._closed is not None:
+            raise self._closed()
+
+    def close(self, error: Callable[[], Exception]) -> None:
+        """End every wait: each request waiting (for its slot, a pause, or in ``wait``) and
+        each later one raises ``error()`` instead of being sent."""
+        self._closed = error
+        if self._closing is not None and not self._closing.done():
+            self._closing.set_result(None)
 
     def observe(self, response: HTTPResponse) -> None:
         """Learn from an answer: a 429 pauses and slows everyone, anything else recovers."""

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from cometrunway.budget import RequestBudget
+from cometrunway.errors import ClientStateError
 
 
 class Clock:
@@ -31,8 +34,6 @@ async def test_burst_of_one_second_then_paced() -> None:
 
 
 def pytest_approx(value: float) -> object:
-    import pytest
-
     return pytest.approx(value, abs=0.11)
 
 
@@ -106,3 +107,29 @@ async def test_a_request_waiting_for_its_slot_waits_out_a_pause_that_began_meanw
     await budget.acquire()
     # Its old slot was ~1 s away; the pause moved it past the 30 s Retry-After.
     assert clock.now >= start + 30.0
+
+
+# ---------------------------------------------------------------- close
+
+
+async def test_close_ends_every_wait_at_once() -> None:
+    """Requests waiting out a 100 s pause fail with the closing error as soon as the budget
+    closes; later ones fail without waiting."""
+    woke: list[float] = []
+
+    async def never_wakes(delay: float) -> None:
+        await asyncio.Event().wait()
+        woke.append(delay)
+
+    budget = RequestBudget(50, sleep=never_wakes)
+    budget.on_rate_limited(100.0)
+    waiting = [asyncio.create_task(budget.acquire()) for _ in range(3)]
+    waiting.append(asyncio.create_task(budget.wait(100.0)))
+    await asyncio.sleep(0)
+    assert not any(task.done() for task in waiting)
+    budget.close(lambda: ClientStateError("closing"))
+    results = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(r, ClientStateError) for r in results)
+    with pytest.raises(ClientStateError):
+        await budget.acquire()
+    assert woke == []  # nothing waited the pause out
