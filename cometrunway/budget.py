@@ -1,11 +1,14 @@
 """One request budget for the whole client: submits and polls draw from the same rate.
 
 A generic cell-rate limiter (GCRA): each request reserves the next free slot at the current
-rate, with a burst of one second's worth. A 429 anywhere pauses every request until its
-``Retry-After`` (or a short default) and sets the rate just under what the server was
-measured to accept in the seconds before it (one decrease per 429 event, however many
-requests in flight come back 429 together); the rate then probes upwards slowly with time,
-so the client settles just under what the server tolerates instead of swinging around it.
+rate, with a burst of one second's worth. The rate starts low (slow start: an eighth of the
+configured one, at least 5 requests/s) and doubles every second the server keeps up, until
+the configured rate or the first 429, which halves it back to the last rate the server
+took. A 429 anywhere pauses every request until its ``Retry-After`` (or a short default);
+after the slow start it sets the rate just under what the server was measured to accept in
+the seconds before it (one decrease per 429 event, however many requests in flight come
+back 429 together); the rate then probes upwards slowly with time, so the client settles
+just under what the server tolerates instead of swinging around it.
 
 ``close()`` ends every wait at once (a pause may last ``max_retry_after``, two minutes by
 default): a request still waiting for its slot fails with the closing error, unsent.
@@ -39,10 +42,26 @@ _UNDER_MEASURED = 0.95
 # One 429 event cuts the rate by at least 10% (a measurement can overestimate after a burst)
 # and at most 50% (a measurement from a quiet moment would otherwise cut too deep).
 _MIN_CUT, _MAX_CUT = 0.9, 0.5
-# Probing: the rate regains this fraction of the configured rate per second without a 429.
-# Slow on purpose: at 50 requests/s, 0.2 requests/s each second, so a server's bucket takes
-# tens of seconds to run dry again and 429 pauses stay a few percent of the time.
+# Probing: the rate grows by this fraction of itself per second without a 429. Slow on
+# purpose, and relative to the rate the server took rather than the configured one: at
+# 47.5 requests/s, 0.19 requests/s each second; at 9.5, 0.038. Either way a server's bucket
+# takes tens of seconds to run dry again, so 429s stay a small share at any limit.
 _PROBE_PER_SECOND = 0.004
+# Slow start: the client starts at this fraction of the configured rate (its first burst is
+# a second's worth of that), since nothing says yet that the server takes more. At the
+# default 50 requests/s that is 6.25: a first burst of 32 creates at 50/s met a server
+# limit of 10/s with twenty-odd 429s in its first second.
+_SLOW_START_FRACTION = 1 / 8
+# ... but never below this many requests per second (or the configured rate, if lower): a
+# client configured for a few requests per second starts at its rate.
+_SLOW_START_FLOOR = 5.0
+# Until the first 429, each answer that is not a 429 raises the rate by this many requests
+# per second: sending at its rate, the client doubles it every second the server keeps up
+# (and a quiet client, whose few answers prove little, grows little).
+_SLOW_START_GAIN = 1.0
+# The first 429 ends the slow start: the rate a second earlier (half the current one, as it
+# doubles every second) was taken, the current one was not.
+_SLOW_START_CUT = 0.5
 
 
 class RequestBudget:
@@ -60,7 +79,10 @@ class RequestBudget:
         # A server's Retry-After pauses every request, polls included: never longer than
         # this (RetryPolicy.max_retry_after), or one hostile answer stops the client for ever.
         self._max_retry_after = max_retry_after
-        self._rate = self._max_rate
+        self._rate = min(
+            self._max_rate, max(self._max_rate * _SLOW_START_FRACTION, _SLOW_START_FLOOR)
+        )
+        self._slow_start = self._rate < self._max_rate
         self._clock = clock
         self._sleep = sleep
         self._next_free = clock() - _BURST_SECONDS
@@ -144,11 +166,12 @@ class RequestBudget:
         successes.append(now)
         while successes[0] < now - _MEASURE_SECONDS:
             successes.popleft()
-        if self._rate < self._max_rate:
+        if self._slow_start:
+            self._rate = min(self._max_rate, self._rate + _SLOW_START_GAIN)
+            self._slow_start = self._rate < self._max_rate
+        elif self._rate < self._max_rate:
             elapsed = max(0.0, now - self._probed_at)
-            self._rate = min(
-                self._max_rate, self._rate + self._max_rate * _PROBE_PER_SECOND * elapsed
-            )
+            self._rate = min(self._max_rate, self._rate * (1 + _PROBE_PER_SECOND * elapsed))
         self._probed_at = max(self._probed_at, now)
 
     def _accepted_rate(self, now: float) -> float:
@@ -166,7 +189,11 @@ class RequestBudget:
         # 429s that arrive during a pause answer requests sent before it: the same event.
         if now >= self._paused_until:
             measured = _UNDER_MEASURED * self._accepted_rate(now)
-            cut = min(self._rate * _MIN_CUT, max(self._rate * _MAX_CUT, measured))
+            if self._slow_start:
+                self._slow_start = False
+                cut = self._rate * _SLOW_START_CUT
+            else:
+                cut = min(self._rate * _MIN_CUT, max(self._rate * _MAX_CUT, measured))
             self._rate = max(self._max_rate * _MIN_RATE_FRACTION, cut)
         self._paused_until = max(self._paused_until, now + pause)
         # Slots handed out at the old rate are void: their holders reserve again (acquire).

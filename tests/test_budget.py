@@ -24,9 +24,16 @@ class Clock:
         await asyncio.sleep(0)
 
 
+def warmed(budget: RequestBudget, rate: float) -> RequestBudget:
+    """``budget`` past its slow start: answers came back until it reached ``rate``."""
+    while budget.rate < rate:
+        budget.on_success()
+    return budget
+
+
 async def test_burst_of_one_second_then_paced() -> None:
     clock = Clock()
-    budget = RequestBudget(10, clock=clock, sleep=clock.sleep)
+    budget = warmed(RequestBudget(10, clock=clock, sleep=clock.sleep), 10)
     for _ in range(30):
         await budget.acquire()
     # 10 go at once (a second's worth), the other 20 take about two seconds.
@@ -39,10 +46,10 @@ def pytest_approx(value: float) -> object:
 
 async def test_rate_limit_pauses_everyone_and_halves_the_rate() -> None:
     clock = Clock()
-    budget = RequestBudget(8, clock=clock, sleep=clock.sleep)
+    budget = warmed(RequestBudget(8, clock=clock, sleep=clock.sleep), 8)
     await budget.acquire()
     budget.on_rate_limited(5.0)
-    # Nothing was measured before this 429: the cut is the deepest one allowed, half.
+    # Little was measured before this 429 (3 answers): the cut is the deepest allowed, half.
     assert budget.rate == 4
     assert budget.rate_limited == 1
     await budget.acquire()
@@ -59,7 +66,8 @@ async def test_rate_limit_pauses_everyone_and_halves_the_rate() -> None:
 
 async def test_one_cut_per_429_event_however_many_requests_come_back_429() -> None:
     clock = Clock()
-    budget = RequestBudget(50, clock=clock, sleep=clock.sleep)
+    budget = warmed(RequestBudget(50, clock=clock, sleep=clock.sleep), 50)
+    clock.now += 2.0  # nothing answered in the last two seconds: nothing measured
     budget.on_rate_limited(1.0)
     for _ in range(15):  # the other requests in flight, answered during the pause
         clock.now += 0.01
@@ -107,6 +115,68 @@ async def test_a_request_waiting_for_its_slot_waits_out_a_pause_that_began_meanw
     await budget.acquire()
     # Its old slot was ~1 s away; the pause moved it past the 30 s Retry-After.
     assert clock.now >= start + 30.0
+
+
+# ---------------------------------------------------------------- slow start
+
+
+async def test_slow_start_sends_a_small_first_burst_then_doubles_each_second() -> None:
+    """Nothing says yet what the server takes: an eighth of the rate, and a first burst of a
+    second's worth of that (6 requests, not 50), then twice as much each second answered."""
+    clock = Clock()
+    budget = RequestBudget(50, clock=clock, sleep=clock.sleep)
+    assert budget.rate == 50 / 8
+    at_once = 0
+    while budget.reserve() <= 0:
+        at_once += 1
+    assert at_once == 7  # a second's worth at 6.25/s, and the slot due now
+    rates = []
+    for _second in range(4):
+        answered = int(budget.rate)  # a second of answers at the current rate
+        for _ in range(answered):
+            clock.now += 1 / answered
+            budget.on_success()
+        rates.append(budget.rate)
+    assert rates == pytest.approx([12.25, 24.25, 48.25, 50], abs=0.01)
+
+
+async def test_the_first_429_ends_the_slow_start_at_the_rate_a_second_before() -> None:
+    clock = Clock()
+    budget = RequestBudget(50, clock=clock, sleep=clock.sleep)
+    for _ in range(20):  # 6.25 → 26.25 requests/s in a second of answers
+        clock.now += 0.05
+        budget.on_success()
+    budget.on_rate_limited(1.0)
+    assert budget.rate == pytest.approx(26.25 / 2)
+    # After the slow start, answers no longer double the rate: it probes slowly.
+    for _ in range(10):  # two seconds: the pause, then one of probing
+        clock.now += 0.2
+        budget.on_success()
+    assert 26.25 / 2 < budget.rate < 26.25 / 2 * 1.01
+
+
+async def test_a_low_configured_rate_starts_at_itself() -> None:
+    assert RequestBudget(3).rate == 3
+    assert RequestBudget(20).rate == 5  # an eighth would be 2.5: the floor is 5
+
+
+async def test_probing_grows_with_the_rate_the_server_took() -> None:
+    """At a low server limit, probing is as gentle, relative to it, as at a high one."""
+    grown = []
+    for limit in (10, 50):
+        clock = Clock()
+        budget = warmed(RequestBudget(50, clock=clock, sleep=clock.sleep), 50)
+        clock.now += 2.0
+        for _ in range(2 * limit):  # the server took `limit` requests/s for two seconds
+            clock.now += 1 / limit
+            budget.on_success()
+        budget.on_rate_limited(0.0)
+        after_cut = budget.rate
+        for _ in range(10):
+            clock.now += 1.0
+            budget.on_success()
+        grown.append(budget.rate / after_cut)
+    assert grown[0] == pytest.approx(grown[1]) and 1.03 < grown[0] < 1.05
 
 
 # ---------------------------------------------------------------- close
