@@ -102,10 +102,6 @@ class KeyGuard:
         self._secrets = tuple(s for s in (secret, *also) if len(s) >= MIN_SECRET_LENGTH)
         _LIVE.add(self)
 
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        return self._secrets
-
     async def send(self, request: HTTPRequest) -> HTTPResponse:
         with self.scrubbing():
             response = await self._send(request)
