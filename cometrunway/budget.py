@@ -62,6 +62,11 @@ _SLOW_START_GAIN = 1.0
 # The first 429 ends the slow start: the rate a second earlier (half the current one, as it
 # doubles every second) was taken, the current one was not.
 _SLOW_START_CUT = 0.5
+# Requests queued for their slots hold slots spaced for the rate when they asked: during the
+# slow start, each time the rate has grown by this factor they are woken to reserve again at
+# the new rate (otherwise a queue of 32 creates keeps the first second's spacing for seconds
+# and the start barely speeds up).
+_SLOW_START_REPLAN = 1.25
 
 
 class RequestBudget:
@@ -90,6 +95,11 @@ class RequestBudget:
         self._created = self._probed_at = clock()
         self._successes: collections.deque[float] = collections.deque()
         self.rate_limited: int = 0
+        # Bumped whenever the slots handed out are void (a 429, a slow-start re-plan): a
+        # request that waited for one reserves again.
+        self._epoch = 0
+        self._planned_rate = self._rate  # the rate of the last slow-start re-plan
+        self._replanned: asyncio.Future[None] | None = None  # done at the next re-plan
         self._closed: Callable[[], Exception] | None = None
         self._closing: asyncio.Future[None] | None = None  # done once closed
 
@@ -106,29 +116,39 @@ class RequestBudget:
         """Wait for this request's slot. Slots are reserved in call order, so it is fair.
 
         A 429 that arrives while a request waits for its slot makes it reserve again: a slot
-        reserved before the pause (at the old rate) must not send it into the pause.
+        reserved before the pause (at the old rate) must not send it into the pause. So does
+        a slow-start re-plan, which wakes it at once: its slot was spaced for a lower rate.
         """
         while True:
-            events = self.rate_limited
+            epoch = self._epoch
             if self._closed is not None:
                 raise self._closed()
             wait = self.reserve()
             if wait <= 0:
                 return
-            await self.wait(wait)
-            if self.rate_limited == events:
+            if self._slow_start and self._replanned is None:
+                self._replanned = asyncio.get_running_loop().create_future()
+            await self._wait(wait, self._replanned if self._slow_start else None)
+            if self._epoch == epoch:
                 return
 
     async def wait(self, delay: float) -> None:
         """Sleep ``delay`` seconds with the budget's sleep; raises the closing error at once
         if the budget is closed, before or during the wait."""
+        await self._wait(delay, None)
+
+    async def _wait(self, delay: float, replanned: asyncio.Future[None] | None) -> None:
+        """``wait``, ending early (without error) once ``replanned`` is done."""
         if self._closed is not None:
             raise self._closed()
         if self._closing is None:
             self._closing = asyncio.get_running_loop().create_future()
         sleeper = asyncio.ensure_future(self._sleep(delay))
+        ends = (
+            {sleeper, self._closing} if replanned is None else {sleeper, self._closing, replanned}
+        )
         try:
-            await asyncio.wait({sleeper, self._closing}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
         finally:
             if not sleeper.done():
                 sleeper.cancel()
@@ -169,10 +189,21 @@ class RequestBudget:
         if self._slow_start:
             self._rate = min(self._max_rate, self._rate + _SLOW_START_GAIN)
             self._slow_start = self._rate < self._max_rate
+            if self._rate >= self._planned_rate * _SLOW_START_REPLAN or not self._slow_start:
+                self._replan(now)
         elif self._rate < self._max_rate:
             elapsed = max(0.0, now - self._probed_at)
             self._rate = min(self._max_rate, self._rate * (1 + _PROBE_PER_SECOND * elapsed))
         self._probed_at = max(self._probed_at, now)
+
+    def _replan(self, now: float) -> None:
+        """Void the slots handed out at the slower rate; wake their holders to reserve again."""
+        self._planned_rate = self._rate
+        self._epoch += 1
+        self._next_free = min(self._next_free, now)
+        replanned, self._replanned = self._replanned, None
+        if replanned is not None and not replanned.done():
+            replanned.set_result(None)
 
     def _accepted_rate(self, now: float) -> float:
         """Successes per second over the last ``_MEASURE_SECONDS`` (0 with none)."""
@@ -184,6 +215,7 @@ class RequestBudget:
         """A 429: pause everyone for ``retry_after`` (at least) and, once per 429 event, set
         the rate just under what the server was measured to accept."""
         self.rate_limited += 1
+        self._epoch += 1
         now = self._clock()
         pause = retry_after if retry_after is not None else _DEFAULT_429_PAUSE
         # 429s that arrive during a pause answer requests sent before it: the same event.
@@ -192,6 +224,7 @@ class RequestBudget:
             if self._slow_start:
                 self._slow_start = False
                 cut = self._rate * _SLOW_START_CUT
+                self._replan(now)  # wakes the waiters of the re-plan still due, if any
             else:
                 cut = min(self._rate * _MIN_CUT, max(self._rate * _MAX_CUT, measured))
             self._rate = max(self._max_rate * _MIN_RATE_FRACTION, cut)

@@ -140,6 +140,37 @@ async def test_slow_start_sends_a_small_first_burst_then_doubles_each_second() -
     assert rates == pytest.approx([12.25, 24.25, 48.25, 50], abs=0.01)
 
 
+async def test_a_slow_start_step_replans_the_requests_queued_for_their_slots() -> None:
+    """Requests queued at 6.25/s hold slots 0.16 s apart; once answers raised the rate by a
+    quarter they are woken to reserve again, spaced for the new rate."""
+    clock = Clock()
+    sleeping: list[float] = []
+
+    async def held(delay: float) -> None:  # a wait that only ends by being woken
+        sleeping.append(delay)
+        await asyncio.Event().wait()
+
+    budget = RequestBudget(50, clock=clock, sleep=held)
+    while budget.reserve() <= 0:  # the first burst, sent
+        pass
+    queued = [asyncio.create_task(budget.acquire()) for _ in range(10)]
+    while len(sleeping) < 10:
+        await asyncio.sleep(0)
+    assert sleeping[1] - sleeping[0] == pytest.approx(1 / 6.25)
+    budget.on_success()  # 7.25/s: not yet a quarter more
+    await asyncio.sleep(0)
+    assert len(sleeping) == 10
+    budget.on_success()  # 8.25/s
+    while len(sleeping) < 19:  # one reserves the slot due now, nine wait again
+        await asyncio.sleep(0)
+    again = sleeping[10:]
+    assert again == pytest.approx([i / 8.25 for i in range(1, 10)])
+    assert sum(task.done() for task in queued) == 1
+    for task in queued:
+        task.cancel()
+    await asyncio.gather(*queued, return_exceptions=True)
+
+
 async def test_the_first_429_ends_the_slow_start_at_the_rate_a_second_before() -> None:
     clock = Clock()
     budget = RequestBudget(50, clock=clock, sleep=clock.sleep)
