@@ -46,6 +46,7 @@ __all__ = ["ClientCore", "ClientOptions"]
 log: logging.Logger = logging.getLogger("cometrunway")
 
 _CALLBACK_TOKEN_BYTES = 24  # a 32-character token
+_CLOSING = "the Client is closing: no new requests are sent"
 
 
 class _State(enum.Enum):
@@ -131,7 +132,8 @@ class ClientCore:
             max_retry_after=retry.max_retry_after,
         )
         # Every API request: paced by the one budget, and nothing it brings back holds the key.
-        send = PacedSender(KeyGuard(self._transport.send, self._api_key), self._budget).send
+        self._guard = KeyGuard(self._transport.send, self._api_key, also=[self._callback_token])
+        send = PacedSender(self._guard, self._budget).send
         self._source = ApiTaskSource(
             send, api_key=self._api_key, runway_version=self._runway_version
         )
@@ -251,6 +253,10 @@ class ClientCore:
         # CLOSING: no new work, but creates in flight land first (each is journaled and its
         # handle fails at once with how to follow it again); only then does the poller close.
         self._state = _State.CLOSING
+        # No request waits out a pause (up to max_retry_after) any more: one still waiting
+        # for its slot, or a create between two attempts, fails unsent with the closing
+        # error; requests already sent land as before.
+        self._budget.close(lambda: ClientStateError(_CLOSING))
         interrupted: BaseException | None = None
         if not isinstance(exc, asyncio.CancelledError):
             try:
@@ -299,7 +305,7 @@ class ClientCore:
                 "the Client is not open: use `async with Client(...) as client:` first"
             )
         if self._state is _State.CLOSING:
-            raise ClientStateError("the Client is closing: no new requests are sent")
+            raise ClientStateError(_CLOSING)
         if self._state is _State.CLOSED or self._group is None:
             raise ClientStateError("the Client is closed; create a new one")
         return self._group
@@ -347,13 +353,14 @@ class ClientCore:
         from .download import download_task
 
         self._check_open()
-        paths: list[Path] = await download_task(
-            self,
-            task,
-            Path(dest),
-            progress=progress,
-            route=route,
-            retry=self._retry,
-            session=session,
-        )
+        with self._guard.scrubbing():  # an output host may quote the key all the same
+            paths: list[Path] = await download_task(
+                self,
+                task,
+                Path(dest),
+                progress=progress,
+                route=route,
+                retry=self._retry,
+                session=session,
+            )
         return paths

@@ -282,9 +282,10 @@ class Client(ClientCore):
         from .download import download_many
 
         self._check_open()
-        return await download_many(
-            self, tasks, Path(dest), max_concurrency=max_concurrency, retry=self._retry
-        )
+        with self._guard.scrubbing():  # an output host may quote the key all the same
+            return await download_many(
+                self, tasks, Path(dest), max_concurrency=max_concurrency, retry=self._retry
+            )
 
     def callback_app(
         self, path: str = "/runway/callback", *, max_body_bytes: int = 256 * 1024

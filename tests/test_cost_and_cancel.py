@@ -294,7 +294,7 @@ def test_batch_lines_may_say_prompt_for_prompt_text(type_name: str) -> None:
     if type_name == "RunwayImageToVideo":
         fields["prompt_image"] = "https://example.com/a.png"
     item = make_item(1, fields)
-    assert getattr(item.request, "prompt_text") == "Hello there."
+    assert item.request.prompt_text == "Hello there."
 
 
 def test_both_prompt_and_prompt_text_on_one_line_is_refused() -> None:
