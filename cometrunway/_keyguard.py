@@ -23,7 +23,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable
+from types import TracebackType
 
 from .protocol import REDACTED, HTTPRequest, HTTPResponse, redact_answer, redact_text
 
@@ -100,14 +101,13 @@ class KeyGuard:
     def __init__(self, send: Send, secret: str, *, also: Iterable[str] = ()) -> None:
         self._send = send
         self._secrets = tuple(s for s in (secret, *also) if len(s) >= MIN_SECRET_LENGTH)
+        self._scrubbing = _Scrubbing(self)
         _LIVE.add(self)
 
     async def send(self, request: HTTPRequest) -> HTTPResponse:
-        with self.scrubbing():
+        with self._scrubbing:
             response = await self._send(request)
-        for secret in self._secrets:
-            response = redact_answer(response, secret)
-        return response
+        return redact_answer(response, *self._secrets)
 
     def redact(self, text: str) -> str:
         """``text`` without any of the secrets."""
@@ -122,14 +122,30 @@ class KeyGuard:
         for secret in self._secrets:
             _scrub(error, secret, set())
 
-    @contextlib.contextmanager
-    def scrubbing(self) -> Iterator[None]:
+    def scrubbing(self) -> contextlib.AbstractContextManager[None]:
         """Whatever error leaves the block, it leaves without the secrets."""
-        try:
-            yield
-        except Exception as exc:
-            self.scrub(exc)
-            raise
+        return self._scrubbing
+
+
+class _Scrubbing:
+    """``KeyGuard.scrubbing()``: a plain context manager, entered on every request."""
+
+    __slots__ = ("_guard",)
+
+    def __init__(self, guard: KeyGuard) -> None:
+        self._guard = guard
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if isinstance(exc, Exception):
+            self._guard.scrub(exc)  # the error goes on, without the secrets
 
 
 #: Every guard alive (one per client): the log filter removes the secrets of each.
