@@ -65,6 +65,11 @@ class PostgresFleet(PostgresBase):
         """Give up this instance's leases on ``task_ids`` (others may claim them at once)."""
         await self._fetch(q.RELEASE_POLLS, {"task_ids": list(task_ids), "owner": self.instance_id})
 
+    async def wake_polls(self, task_ids: Iterable[str]) -> None:
+        """Ask whoever polls these tasks to poll them now (a :class:`RowChange` whose state
+        is ``"wake"``); unfinished journaled tasks only, others are ignored."""
+        await self._fetch(q.WAKE_POLLS, {"task_ids": list(task_ids)})
+
     async def leases(self) -> dict[str, str]:
         """Unexpired leases of unfinished tasks: task id → the holder's instance id."""
         return dict(await self._fetch(q.LEASES))
