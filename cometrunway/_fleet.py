@@ -236,8 +236,7 @@ class Fleet:
                     wakes, self._wakes = self._wakes, set()
                     await self._store.wake_polls(wakes)
                 if self._pending:
-                    pending, self._pending = self._pending, {}
-                    await self._adopt(pending)
+                    await self._adopt(dict(self._pending))
                 if self._finished:
                     finished, self._finished = self._finished, set()
                     for task_id in finished:
@@ -247,25 +246,32 @@ class Fleet:
                 await self._sleep(ROW_RETRY_SECONDS)
                 self._work.set()
 
-    async def _adopt(self, pending: dict[str, tuple[TaskHandle, float | None, int]]) -> None:
-        try:
-            held = await self._store.renew_polls(
-                list(pending), lease_seconds=self._policy.lease_seconds
-            )
-        except JournalError:
-            self._pending.update(pending)  # asked again by _react
-            raise
-        for task_id, (handle, submitted_at, tries) in pending.items():
+    async def _adopt(self, batch: dict[str, tuple[TaskHandle, float | None, int]]) -> None:
+        # They stay pending until decided (a claim meanwhile finds them there); on a journal
+        # error they are asked again by _react.
+        held = await self._store.renew_polls(list(batch), lease_seconds=self._policy.lease_seconds)
+        for task_id in batch:
+            pending = self._pending.pop(task_id, None)
+            if pending is None:
+                continue  # claimed meanwhile: polled here already
+            handle, submitted_at, tries = pending
             if task_id in held:
-                self._poller.track(handle, submitted_at=submitted_at)
+                self._poll_here(handle, submitted_at)
             else:
                 await self._watch(handle, submitted_at, tries)
+
+    def _poll_here(self, handle: TaskHandle, submitted_at: float | None = None) -> None:
+        tracked = self._poller.track(handle, submitted_at=submitted_at)
+        if tracked is not handle:  # the poller already had this task: settle both alike
+            tracked.add_done_callback(lambda done: _copy_outcome(done, handle))
 
     async def _watch(self, handle: TaskHandle, submitted_at: float | None, tries: int) -> None:
         """Wait for another worker's poll of ``handle``'s task, or settle it at once."""
         task_id = handle.task_id
         self._watched[task_id] = handle  # before reading: an end announced meanwhile counts
         entry = await self._store.get_by_task(task_id)
+        if self._watched.get(task_id) is not handle:
+            return  # taken over meanwhile (a claim): polled here now
         if entry is None:
             del self._watched[task_id]
             if tries < ROW_TRIES:  # a track() whose row is still being written
@@ -274,12 +280,12 @@ class Fleet:
             else:
                 log.warning("task %s has no journal row: polled here without a lease", task_id)
                 self._unleasable.add(task_id)
-                self._poller.track(handle, submitted_at=submitted_at)
+                self._poll_here(handle, submitted_at)
         elif entry.state is EntryState.DONE:
             self._settle_handle(handle, entry)
         elif entry.state is not EntryState.SUBMITTED:
             del self._watched[task_id]
-            self._poller.track(handle, submitted_at=submitted_at)
+            self._poll_here(handle, submitted_at)
 
     def _retry(self, handle: TaskHandle, submitted_at: float | None, tries: int) -> None:
         if not handle.done() and handle.task_id not in self._pending:
@@ -336,7 +342,7 @@ class Fleet:
                 del self._watched[task_id]
                 self.counts["taken_over"] += 1
                 log.info("took over task %s (its poller let its lease lapse)", task_id)
-                self._poller.track(handle)
+                self._poll_here(handle)
 
     async def _claim(self) -> None:
         claimed = await self._store.claim_polls(
@@ -358,4 +364,12 @@ class Fleet:
             if entry.submitted_at is not None:  # a wall time: the poller's clock is monotonic
                 submitted_at = self._clock() - max(0.0, self._wall() - entry.submitted_at)
             log.info("took over task %s (nobody held its lease)", task_id)
-            self._poller.track(handle, submitted_at=submitted_at)
+            self._poll_here(handle, submitted_at)
+
+
+def _copy_outcome(done: TaskHandle, handle: TaskHandle) -> None:
+    error = done.exception()
+    if error is None and done.task is not None:
+        handle._resolve(done.task)
+    elif error is not None:
+        handle._fail(error, done.task)
