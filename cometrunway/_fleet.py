@@ -44,6 +44,8 @@ WAKE_STATE = "wake"
 #: its lease is asked again this many times, this far apart, before it is polled unleased.
 ROW_TRIES = 20
 ROW_RETRY_SECONDS = 0.05
+#: The first poll of a task taken over from another worker: at once (it is overdue).
+TAKEOVER_FIRST_DELAY = 0.0
 
 
 @runtime_checkable
@@ -55,7 +57,7 @@ class FleetStore(Protocol):
     ) -> set[str]: ...
 
     async def claim_polls(
-        self, limit: int, *, lease_seconds: float = ...
+        self, limit: int, *, lease_seconds: float = ..., min_age: float = ...
     ) -> list[JournalEntry]: ...
 
     async def release_polls(self, task_ids: Iterable[str]) -> None: ...
@@ -79,7 +81,13 @@ def fleet_store(journal: object) -> FleetStore | None:
 class PollerSeat(Protocol):
     """What the fleet asks of the client's one poller."""
 
-    def track(self, handle: TaskHandle, *, submitted_at: float | None = None) -> TaskHandle: ...
+    def track(
+        self,
+        handle: TaskHandle,
+        *,
+        submitted_at: float | None = None,
+        first_delay: float | None = None,
+    ) -> TaskHandle: ...
 
     def get(self, task_id: str) -> TaskHandle | None: ...
 
@@ -260,8 +268,13 @@ class Fleet:
             else:
                 await self._watch(handle, submitted_at, tries)
 
-    def _poll_here(self, handle: TaskHandle, submitted_at: float | None = None) -> None:
-        tracked = self._poller.track(handle, submitted_at=submitted_at)
+    def _poll_here(
+        self, handle: TaskHandle, submitted_at: float | None = None, *, overdue: bool = False
+    ) -> None:
+        # A task taken over is overdue: its last poller is gone, so its first poll here is
+        # now (paced by the request budget), not a fresh task's first delay.
+        first_delay = TAKEOVER_FIRST_DELAY if overdue else None
+        tracked = self._poller.track(handle, submitted_at=submitted_at, first_delay=first_delay)
         if tracked is not handle:  # the poller already had this task: settle both alike
             tracked.add_done_callback(lambda done: _copy_outcome(done, handle))
 
@@ -342,11 +355,14 @@ class Fleet:
                 del self._watched[task_id]
                 self.counts["taken_over"] += 1
                 log.info("took over task %s (its poller let its lease lapse)", task_id)
-                self._poll_here(handle)
+                self._poll_here(handle, overdue=True)
 
     async def _claim(self) -> None:
+        # A task never leased is left to its creator for one lease time (it leases its
+        # tasks within moments of their create): only then is it an orphan to claim.
+        lease = self._policy.lease_seconds
         claimed = await self._store.claim_polls(
-            self._policy.claim_limit, lease_seconds=self._policy.lease_seconds
+            self._policy.claim_limit, lease_seconds=lease, min_age=lease
         )
         for entry in claimed:
             task_id = entry.task_id
@@ -364,7 +380,7 @@ class Fleet:
             if entry.submitted_at is not None:  # a wall time: the poller's clock is monotonic
                 submitted_at = self._clock() - max(0.0, self._wall() - entry.submitted_at)
             log.info("took over task %s (nobody held its lease)", task_id)
-            self._poll_here(handle, submitted_at)
+            self._poll_here(handle, submitted_at, overdue=pending is None)
 
 
 def _copy_outcome(done: TaskHandle, handle: TaskHandle) -> None:

@@ -115,10 +115,6 @@ async def run(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    if os.environ.get("FLEET_DEBUG"):
-        import logging
-
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     parser = argparse.ArgumentParser()
     parser.add_argument("db")
     parser.add_argument("base_url")

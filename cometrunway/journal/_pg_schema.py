@@ -159,6 +159,7 @@ WITH picked AS (
     SELECT seq FROM cometrunway_entries
     WHERE state = 'submitted'
       AND (lease_until IS NULL OR lease_until < clock_timestamp())
+      AND (lease_until IS NOT NULL OR submitted_at <= %(unleased_before)s)
     ORDER BY submitted_at, seq
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
