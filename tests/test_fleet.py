@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+import attrs
 import pytest
 from fleet_support import TaggedTransport, polls_by_task
 
@@ -22,12 +23,14 @@ from cometrunway import (
     PollPolicy,
     RetryPolicy,
     TaskFailed,
+    TaskNotFound,
     TaskStatus,
     TextToVideo,
 )
-from cometrunway._fleet import fleet_store
+from cometrunway._fleet import fleet_store, settle_from_row, task_of_row
 from cometrunway._submit import request_key
-from cometrunway.journal import EntryState, PostgresJournal, SQLiteJournal
+from cometrunway.handles import TaskHandle
+from cometrunway.journal import EntryState, JournalEntry, PostgresJournal, SQLiteJournal
 from cometrunway.protocol import build_submit
 from cometrunway.testing import FakeCometAPI, Lifecycle
 from cometrunway.webhooks import CallbackReceiver
@@ -278,3 +281,55 @@ def test_a_fleet_policy_is_checked() -> None:
         FleetPolicy(lease_seconds=0)
     with pytest.raises(TypeError, match="fleet must be a FleetPolicy"):
         Client(KEY, fleet=30)  # type: ignore[arg-type]
+
+
+def row(status: str, *, error: str | None = None, error_code: str | None = None) -> JournalEntry:
+    return JournalEntry(
+        key="k",
+        request_type="TextToVideo",
+        path="/runway/pro/generate",
+        body="{}",
+        poll_route="feed",
+        state=EntryState.DONE,
+        task_id="t-1",
+        status=status,
+        progress=1.0,
+        outputs=("https://cdn.example/v.mp4", "https://cdn.example/poster.png"),
+        error=error,
+        error_code=error_code,
+        created_at=0.0,
+        updated_at=0.0,
+        submitted_at=0.0,
+    )
+
+
+def settled(entry: JournalEntry) -> TaskHandle:
+    handle = TaskHandle("t-1", poll_route="feed")
+    settle_from_row(handle, entry)
+    assert handle.done()
+    return handle
+
+
+def test_a_finished_row_settles_a_handle_as_a_poll_would() -> None:
+    ok = settled(row("SUCCEEDED"))
+    assert ok.exception() is None and ok.task is not None
+    assert ok.task.video_url == "https://cdn.example/v.mp4"
+    failed = settled(row("FAILED", error="moderated", error_code="SAFETY.INPUT.TEXT"))
+    assert isinstance(failed.exception(), TaskFailed)
+    assert failed.task is not None and failed.task.error_code == "SAFETY.INPUT.TEXT"
+    cancelled = settled(row("CANCELLED"))
+    assert isinstance(cancelled.exception(), TaskFailed)
+    lost = settled(row("NOT_FOUND", error="never visible", error_code="task_not_exist"))
+    assert isinstance(lost.exception(), TaskNotFound)
+    other = settled(row("LOST", error="the poll failed for good"))
+    assert "the poll failed for good" in str(other.exception())
+    assert task_of_row(attrs.evolve(row("SUCCEEDED"), state=EntryState.SUBMITTED)) is None
+
+
+async def test_a_task_never_leased_is_left_to_its_creator_for_min_age(postgres_url: str) -> None:
+    async with PostgresJournal(postgres_url) as creator, PostgresJournal(postgres_url) as other:
+        await creator.track("t-fresh", poll_route="feed")
+        assert await other.claim_polls(10, min_age=60.0) == []
+        assert [e.task_id for e in await other.claim_polls(10, min_age=0.0)] == ["t-fresh"]
+        with pytest.raises(ValueError, match="min_age"):
+            await other.claim_polls(10, min_age=-1.0)
