@@ -170,8 +170,12 @@ def takeover_run(args: argparse.Namespace, journal: str) -> list[float]:
         after = [at for at, who in timelines.get(task_id, []) if who != "w0" and at >= died]
         if after:
             delays.append(after[0] - died)
-    if len(delays) < len(orphans):
-        print(f"  {len(orphans) - len(delays)} of the dead worker's tasks were never polled")
+    # A task of the dead worker that nobody polled after its death had finished before it
+    # (the worker polled its early tasks while still submitting the later ones).
+    print(
+        f"  the dead worker's {last - first} tasks: {len(delays)} unfinished at its death, "
+        f"{last - first - len(delays)} finished (or taken over) before it"
+    )
     return delays
 
 
