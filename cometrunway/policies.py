@@ -148,5 +148,5 @@ class FleetPolicy:
 
     lease_seconds: float = field(default=30.0, validator=_positive)
     claim_interval: float = field(default=5.0, validator=_positive)
-    claim_limit: int = field(default=100, validator=_positive_int)
+    claim_limit: int = field(default=1000, validator=_positive_int)
     sender_wait: float = field(default=60.0, validator=_non_negative)
