@@ -38,7 +38,8 @@ __all__ = ["Fleet", "FleetStore", "fleet_store", "task_of_row"]
 
 log: logging.Logger = logging.getLogger("cometrunway.fleet")
 
-#: The ``state`` of a notification asking the lease holder to poll a task now.
+#: The ``state`` of a notification asking the lease holder to poll a task now (the
+#: PostgreSQL store sends it: ``wake_polls``).
 WAKE_STATE = "wake"
 #: A task followed with ``client.track()`` gets its journal row a moment after its handle:
 #: its lease is asked again this many times, this far apart, before it is polled unleased.

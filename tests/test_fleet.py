@@ -333,3 +333,10 @@ async def test_a_task_never_leased_is_left_to_its_creator_for_min_age(postgres_u
         assert [e.task_id for e in await other.claim_polls(10, min_age=0.0)] == ["t-fresh"]
         with pytest.raises(ValueError, match="min_age"):
             await other.claim_polls(10, min_age=-1.0)
+
+
+def test_the_client_and_the_store_name_a_wake_up_alike() -> None:
+    from cometrunway._fleet import WAKE_STATE
+    from cometrunway.journal._pg_schema import WAKE_STATE as STORE_WAKE_STATE
+
+    assert WAKE_STATE == STORE_WAKE_STATE
