@@ -47,6 +47,9 @@ ROW_TRIES = 20
 ROW_RETRY_SECONDS = 0.05
 #: The first poll of a task taken over from another worker: at once (it is overdue).
 TAKEOVER_FIRST_DELAY = 0.0
+#: A lost notification (its connection dropped) must not leave a handle waiting forever:
+#: each renewal also re-reads this many watched rows, in turn.
+WATCH_RECHECK = 20
 
 
 @runtime_checkable
@@ -168,6 +171,7 @@ class Fleet:
         self._wakes: set[str] = set()  # ids to ask the fleet to poll now
         self._unleasable: set[str] = set()  # polled without a lease (no journal row)
         self._work = asyncio.Event()
+        self._recheck_from = 0  # where the next re-read of watched rows starts
         self.counts = dict.fromkeys(("taken_over", "handed_over", "settled_from_journal"), 0)
 
     # ---------------------------------------------------------------- what the client calls
@@ -357,6 +361,17 @@ class Fleet:
                 self.counts["taken_over"] += 1
                 log.info("took over task %s (its poller let its lease lapse)", task_id)
                 self._poll_here(handle, overdue=True)
+        await self._recheck()
+
+    async def _recheck(self) -> None:
+        """Re-read a few watched rows: one that ended unannounced settles its handle."""
+        watched = list(self._watched)
+        if not watched:
+            return
+        start = self._recheck_from % len(watched)
+        self._recheck_from = start + WATCH_RECHECK
+        for task_id in watched[start : start + WATCH_RECHECK]:
+            await self._settle(task_id)
 
     async def _claim(self) -> None:
         # A task never leased is left to its creator for one lease time (it leases its

@@ -340,3 +340,23 @@ def test_the_client_and_the_store_name_a_wake_up_alike() -> None:
     from cometrunway.journal._pg_schema import WAKE_STATE as STORE_WAKE_STATE
 
     assert WAKE_STATE == STORE_WAKE_STATE
+
+
+async def test_a_watched_handle_whose_end_was_not_announced_is_settled_all_the_same(
+    clients: MakeClient, fake: FakeCometAPI
+) -> None:
+    a = await opened(clients, "a")
+    b = await opened(clients, "b")
+    request = TextToVideo("a notification that never came")
+    mine = await a.submit(request)
+    theirs = await b.submit(request)
+    assert b.journal is not None and b._fleet is not None
+    # B stops hearing the journal's announcements (as if its listening connection dropped).
+    b.journal.remove_listener(b._fleet._on_change)  # type: ignore[attr-defined]
+    fake.finish(mine.task_id)
+    a.wake(mine.task_id)
+    await mine
+    async with asyncio.timeout(SHORT.lease_seconds + 2.0):  # re-read at B's next renewal
+        done = await theirs
+    assert done.status is TaskStatus.SUCCEEDED
+    b.journal.add_listener(b._fleet._on_change)  # type: ignore[attr-defined]
