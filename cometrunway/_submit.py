@@ -120,6 +120,8 @@ class Submitter:
         self._spawn = spawn
         self._clock = clock
         self.journal: Journal | None = None  # set once the client opened it
+        # With a fleet journal: the row of a key once its live sender is done sending.
+        self.wait_sent: Callable[[str], Awaitable[JournalEntry | None]] | None = None
         self._in_flight: dict[str, asyncio.Future[TaskHandle]] = {}
         self._attempts: set[asyncio.Task[None]] = set()
         self._creating: set[asyncio.Future[None]] = set()  # one per create() in progress
@@ -192,17 +194,25 @@ class Submitter:
         self, request: Request, http: HTTPRequest, key: str, label: str | None
     ) -> TaskHandle:
         assert self.journal is not None  # a key is given only with a journal
-        entry, claimed = await self.journal.reserve_sending(
-            key,
-            request_type=type(request).__name__,
-            path=http.path,
-            body=request_key(http)[1],
-            poll_route=request.poll_route,
-            label=label,
-        )
-        if not claimed:
-            return self._reuse(entry, request, label)
-        return await self._create(request, http, key, label)
+        for _ in range(2):  # once more only if another worker's send of it was refused
+            entry, claimed = await self.journal.reserve_sending(
+                key,
+                request_type=type(request).__name__,
+                path=http.path,
+                body=request_key(http)[1],
+                poll_route=request.poll_route,
+                label=label,
+            )
+            if claimed:
+                return await self._create(request, http, key, label)
+            if entry.state is not EntryState.SENDING or self.wait_sent is None:
+                break
+            # Another worker of the fleet is sending this very request: its task is ours
+            # as soon as it has an id (never a second create); a refusal frees the key.
+            entry = await self.wait_sent(key) or entry
+            if entry.state is not EntryState.REJECTED:
+                break
+        return self._reuse(entry, request, label)
 
     async def _create(
         self, request: Request, http: HTTPRequest, key: str | None, label: str | None

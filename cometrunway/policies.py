@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 from attrs import field, frozen
 
-__all__ = ["DEFAULT_MIN_INTERVAL", "PollPolicy", "RetryPolicy"]
+__all__ = ["DEFAULT_MIN_INTERVAL", "FleetPolicy", "PollPolicy", "RetryPolicy"]
 
 # Polls of one task closer than this tell nothing new (progress moves in whole percents) and
 # only spend the shared request budget.
@@ -140,3 +140,26 @@ class PollPolicy:
                 f"PollPolicy.min_interval ({self.min_interval}) must be ≤ interval "
                 f"({self.interval})"
             )
+
+
+@frozen
+class FleetPolicy:
+    """How a client shares its tasks with other workers on the same fleet journal (a
+    PostgreSQL journal; see :doc:`/workers`). Ignored with any other journal.
+
+    * ``lease_seconds`` — how long a poll lease lasts without renewal (server time). A
+      worker renews its leases every third of it, so a dead worker's tasks are taken over
+      between ``lease_seconds`` and ``lease_seconds + claim_interval`` after its last renewal.
+    * ``claim_interval`` — how often a worker claims unfinished tasks that nobody holds (a
+      dead worker's, or tasks journaled by a worker that closed).
+    * ``claim_limit`` — at most this many tasks claimed at a time, so one worker joining a
+      busy fleet does not take every orphaned task at once.
+    * ``sender_wait`` — how long a submit waits for another live worker that is sending the
+      same request (same journal key) to get its task id, before the submit raises
+      ``AmbiguousSubmitError`` as without a fleet.
+    """
+
+    lease_seconds: float = field(default=30.0, validator=_positive)
+    claim_interval: float = field(default=5.0, validator=_positive)
+    claim_limit: int = field(default=1000, validator=_positive_int)
+    sender_wait: float = field(default=60.0, validator=_non_negative)

@@ -20,7 +20,7 @@ from typing import Final
 from ._statements import REOPEN_SETS
 from ._transitions import Action, guard
 
-__all__ = ["CHANNEL", "MIGRATIONS", "PG_SCHEMA_VERSION", "redact"]
+__all__ = ["CHANNEL", "MIGRATIONS", "PG_SCHEMA_VERSION", "WAKE_STATE", "redact"]
 
 #: The LISTEN/NOTIFY channel every journal change is announced on.
 CHANNEL: Final = "cometrunway_journal"
@@ -29,6 +29,9 @@ MIGRATION_LOCK: Final = 0x436D527750470001
 #: Prefix of the ``application_name`` of each journal's session connection: a row marked
 #: SENDING by an instance whose session is still connected is in flight, not ambiguous.
 INSTANCE_PREFIX: Final = "cometrunway-"
+#: The ``state`` of a notification that asks the lease holder to poll a task now; no row is
+#: ever in this state.
+WAKE_STATE: Final = "wake"
 
 _V1: Final = """
 CREATE TABLE cometrunway_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -189,6 +192,7 @@ WITH picked AS (
     SELECT seq FROM cometrunway_entries
     WHERE state = 'submitted'
       AND (lease_until IS NULL OR lease_until < clock_timestamp())
+      AND (lease_until IS NOT NULL OR submitted_at <= %(unleased_before)s)
     ORDER BY submitted_at, seq
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -209,6 +213,13 @@ RENEW_POLLS: Final = (
 RELEASE_POLLS: Final = (
     "UPDATE cometrunway_entries SET lease_owner = NULL, lease_until = NULL "
     "WHERE task_id = ANY(%(task_ids)s) AND lease_owner = %(owner)s"
+)
+# A request, not a change: "poll this task now" (a callback reached a worker that does not
+# poll it). Announced only for unfinished journaled tasks, so an unknown id costs no wake-up.
+WAKE_POLLS: Final = (
+    f"SELECT pg_notify('{CHANNEL}', json_build_object('key', key, 'task_id', task_id, "
+    f"'state', '{WAKE_STATE}', 'status', status)::text) FROM cometrunway_entries "
+    "WHERE task_id = ANY(%(task_ids)s) AND state = 'submitted'"
 )
 LEASES: Final = (
     "SELECT task_id, lease_owner FROM cometrunway_entries "
