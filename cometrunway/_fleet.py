@@ -33,6 +33,7 @@ from .handles import TaskHandle
 from .journal import EntryState, JournalEntry, RowChange
 from .models import PollRoute, Task, TaskStatus
 from .policies import FleetPolicy
+from .protocol.fields import video_url_of
 
 __all__ = ["Fleet", "FleetStore", "fleet_store", "task_of_row"]
 
@@ -110,21 +111,24 @@ def task_of_row(entry: JournalEntry) -> Task | None:
     status = entry.status
     if status is None or status not in TaskStatus.__members__:
         return None
-    outputs = entry.outputs
+    outputs = entry.outputs  # every URL the poll saw (posters and frames too)
     return Task(
         entry.task_id,
         TaskStatus(status),
         progress=entry.progress,
         outputs=outputs,
-        video_url=outputs[0] if outputs else None,
+        video_url=video_url_of(outputs),
         error=entry.error,
         error_code=entry.error_code,
         raw_status=entry.status,
+        estimated_cost=entry.estimated_cost,
+        cost=entry.cost,
     )
 
 
-def settle_from_row(handle: TaskHandle, entry: JournalEntry) -> None:
-    """Settle ``handle`` from its task's finished row, as the poll that finished it did."""
+def settle_from_row(handle: TaskHandle, entry: JournalEntry) -> Task | None:
+    """Settle ``handle`` from its task's finished row, as the poll that finished it did;
+    returns the task the row describes (None when it names no task status)."""
     task = task_of_row(entry)
     if task is not None:
         handle._update(task)
@@ -132,7 +136,7 @@ def settle_from_row(handle: TaskHandle, entry: JournalEntry) -> None:
             handle._resolve(task)
         else:
             handle._fail(TaskFailed(task), task)
-        return
+        return handle.task
     why = entry.error or f"its journal row ended as {entry.status}"
     if entry.error_code == "task_not_exist" or entry.status == "NOT_FOUND":
         handle._fail(TaskNotFound(why, task_id=handle.task_id, status=404))
@@ -140,6 +144,7 @@ def settle_from_row(handle: TaskHandle, entry: JournalEntry) -> None:
         handle._fail(
             CometRunwayError(f"task {handle.task_id} was followed no further by the fleet: {why}")
         )
+    return None
 
 
 class Fleet:
@@ -155,8 +160,10 @@ class Fleet:
         clock: Clock,
         wall: Clock,
         sleep: Sleep,
+        on_settled: Callable[[Task], None] = lambda task: None,
     ) -> None:
         self._store = store
+        self._on_settled = on_settled  # a handle settled from another worker's result
         self._poller = poller
         self._policy = policy
         self._new_handle = new_handle
@@ -322,7 +329,9 @@ class Fleet:
         self._watched.pop(handle.task_id, None)
         if not handle.done():
             self.counts["settled_from_journal"] += 1
-            settle_from_row(handle, entry)
+            task = settle_from_row(handle, entry)
+            if task is not None:
+                self._on_settled(task)
 
     # ---------------------------------------------------------------- leases
 

@@ -19,10 +19,12 @@ from fleet_support import TaggedTransport, polls_by_task
 from cometrunway import (
     AmbiguousSubmitError,
     Client,
+    Event,
     FleetPolicy,
     PollPolicy,
     RetryPolicy,
     TaskFailed,
+    TaskFinished,
     TaskNotFound,
     TaskStatus,
     TextToVideo,
@@ -64,9 +66,16 @@ async def clients(postgres_url: str, fake: FakeCometAPI) -> AsyncIterator[MakeCl
     async with AsyncExitStack() as stack:
         opened: list[Client] = []
 
-        def make(name: str, *, poll: PollPolicy = SLOW_POLL, fleet: FleetPolicy = SHORT) -> Client:
+        def make(
+            name: str,
+            *,
+            poll: PollPolicy = SLOW_POLL,
+            fleet: FleetPolicy = SHORT,
+            on_event: Callable[[Event], None] | None = None,
+        ) -> Client:
             client = Client(
                 KEY,
+                on_event=on_event,
                 base_url=fake.url,
                 journal=postgres_url,
                 poll=poll,
@@ -101,8 +110,9 @@ async def test_only_a_postgres_journal_is_a_fleet_store(tmp_path: Path, postgres
 async def test_a_task_is_polled_by_its_submitter_and_settled_elsewhere_from_the_journal(
     clients: MakeClient, fake: FakeCometAPI
 ) -> None:
+    seen_by_b: list[Event] = []
     a = await opened(clients, "a")
-    b = await opened(clients, "b")
+    b = await opened(clients, "b", on_event=seen_by_b.append)
     request = TextToVideo("a fox in the snow")
     mine = await a.submit(request)
     theirs = await b.submit(request)  # the same prompt: A's task, not a second create
@@ -121,6 +131,9 @@ async def test_a_task_is_polled_by_its_submitter_and_settled_elsewhere_from_the_
     assert (await mine).video_url == done.video_url
     assert set((await mine).all_urls) == set(done.outputs)
     assert pollers(fake, mine.task_id) == {"a"}  # B never polled it
+    # B's event subscribers hear the end it read from the journal, as from a poll.
+    finished = [e for e in seen_by_b if isinstance(e, TaskFinished)]
+    assert [(e.task_id, e.status) for e in finished] == [(mine.task_id, TaskStatus.SUCCEEDED)]
 
 
 async def test_a_failure_seen_by_another_worker_fails_the_handle_with_task_failed(
@@ -324,6 +337,16 @@ def test_a_finished_row_settles_a_handle_as_a_poll_would() -> None:
     other = settled(row("LOST", error="the poll failed for good"))
     assert "the poll failed for good" in str(other.exception())
     assert task_of_row(attrs.evolve(row("SUCCEEDED"), state=EntryState.SUBMITTED)) is None
+    # The row keeps every URL the poll saw: the video is the one that is not an image.
+    poster_first = attrs.evolve(
+        row("SUCCEEDED"),
+        outputs=("https://cdn.example/poster.png", "https://cdn.example/v.mp4"),
+        estimated_cost=4.0,
+        cost=4.0,
+    )
+    task = task_of_row(poster_first)
+    assert task is not None and task.video_url == "https://cdn.example/v.mp4"
+    assert (task.estimated_cost, task.cost) == (4.0, 4.0)
 
 
 async def test_a_task_never_leased_is_left_to_its_creator_for_min_age(postgres_url: str) -> None:

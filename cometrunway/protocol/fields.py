@@ -10,7 +10,7 @@ from typing import Any
 
 from ..models import Task, TaskStatus
 
-__all__ = ["is_queued", "map_status", "normalize_progress"]
+__all__ = ["is_queued", "map_status", "normalize_progress", "video_url_of"]
 
 
 # ---------------------------------------------------------------- statuses
@@ -159,6 +159,11 @@ def _first(layers: list[Mapping[str, Any]], key: str) -> str | None:
         for url in _urls(layer.get(key)):
             return url
     return None
+
+
+def video_url_of(urls: tuple[str, ...]) -> str | None:
+    """The video among ``urls`` (the first that is not an image or audio file), or None."""
+    return _video_of(urls)
 
 
 def _video_of(outputs: tuple[str, ...], action: object = None) -> str | None:
