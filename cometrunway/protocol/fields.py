@@ -149,15 +149,18 @@ def _collect(layers: list[Mapping[str, Any]], keys: tuple[str, ...]) -> tuple[st
     for key in keys:
         for layer in layers:
             value = layer.get(key)
-            for url in _urls(value):
-                found.setdefault(url)
+            if value is not None:  # most layers carry few of the keys
+                for url in _urls(value):
+                    found.setdefault(url)
     return tuple(found)
 
 
 def _first(layers: list[Mapping[str, Any]], key: str) -> str | None:
     for layer in layers:
-        for url in _urls(layer.get(key)):
-            return url
+        value = layer.get(key)
+        if value is not None:
+            for url in _urls(value):
+                return url
     return None
 
 
