@@ -11,6 +11,7 @@ is never resent. ``parse_retry_after`` reads ``Retry-After``, capped where a pol
 
 from __future__ import annotations
 
+import codecs
 import enum
 import json
 import math
@@ -253,8 +254,8 @@ def _classify(response: HTTPResponse, now: datetime | None) -> tuple[CometRunway
         return error, None
     try:
         # API answers are UTF-8 (RFC 8259 §8.1; a BOM is tolerated); other bytes are "not JSON".
-        text = response.body.decode("utf-8-sig")
-        payload = json.loads(text) if text.strip() else None
+        text = response.body.removeprefix(codecs.BOM_UTF8).decode("utf-8")
+        payload = None if not text or text.isspace() else json.loads(text)
     except (ValueError, RecursionError):
         return _not_json(response, now), None
     if not isinstance(payload, dict):
