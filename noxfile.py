@@ -4,7 +4,7 @@
 is looked up as ``python3.X`` on ``PATH`` (``.ci/run`` finds pyenv's and puts them there).
 ``tests_lowest`` installs the lowest versions the package's direct dependencies allow
 (``uv pip install --resolution lowest-direct``), so the floors in pyproject.toml are tested,
-not guessed.
+not guessed; ``.ci/run`` runs it after the other Pythons' sessions.
 
 Every session builds its own virtualenv with the standard library's ``venv``.
 """
