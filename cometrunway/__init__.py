@@ -63,7 +63,7 @@ from .models import (
     VideoReference,
     VideoToVideo,
 )
-from .policies import PollPolicy, RetryPolicy
+from .policies import FleetPolicy, PollPolicy, RetryPolicy
 
 __version__ = "0.1.0"  # the one place the version is written: pyproject.toml reads it
 
@@ -87,6 +87,7 @@ __all__ = [
     "DownloadInterrupted",
     "EndpointError",
     "Event",
+    "FleetPolicy",
     "ImageToVideo",
     "InvalidRequestError",
     "JournalError",

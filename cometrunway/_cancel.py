@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from .errors import APIError, CancelNotSupported
+from .errors import APIError, CancelNotSupported, JournalError
 from .handles import TaskHandle
 from .journal import Journal
 from .models import PollRoute
@@ -30,8 +30,9 @@ Send = Callable[[HTTPRequest], Awaitable[HTTPResponse]]
 # What a server without the route answers (CometAPI: an unknown method or path, §8.6).
 CANCEL_UNSUPPORTED_STATUSES = frozenset({404, 405})
 
-# The journal method a store may offer to record a cancel request (duck-typed: the journal
-# protocol has no such method yet, so a store without it only gets a log line).
+# The journal method a store may offer to record a cancel request (``CancelRecorder``; both
+# stores here have it). Duck-typed, not part of ``Journal``: a store without it only gets a
+# log line, and still passes the ``isinstance(store, Journal)`` check.
 _JOURNAL_HOOK = "record_cancel_request"
 
 
@@ -131,4 +132,9 @@ async def _journal_request(journal: Journal | None, task_id: str) -> None:
     log.info("cancel requested for task %s", task_id)
     record = getattr(journal, _JOURNAL_HOOK, None) if journal is not None else None
     if callable(record):
-        await record(task_id)
+        try:
+            await record(task_id)
+        except JournalError as exc:
+            # A note of what was asked must never stop the cancel itself: the task would
+            # keep running, and costing.
+            log.warning("task %s: could not journal the cancel request: %s", task_id, exc)

@@ -25,6 +25,7 @@ from typing import Any, Self, TypedDict, Unpack
 import aiohttp
 
 from ._cancel import Canceller
+from ._fleet import Fleet, fleet_store
 from ._keyguard import KeyGuard
 from ._observer import TaskObserver
 from ._options import DEFAULT_BASE_URL, check_options, with_token
@@ -32,11 +33,11 @@ from ._source import ApiTaskSource
 from ._submit import Submitter, request_key
 from .budget import Clock, PacedSender, RequestBudget, Sleep
 from .errors import ClientStateError
-from .events import Event, EventHub
+from .events import Event, EventHub, TaskFinished
 from .handles import TaskHandle
 from .journal import Journal, open_journal
 from .models import REQUEST_TYPES, PollRoute, Request, Task
-from .policies import PollPolicy, RetryPolicy
+from .policies import FleetPolicy, PollPolicy, RetryPolicy
 from .poller import Poller
 from .protocol import DEFAULT_RUNWAY_VERSION, build_submit
 from .transport import DEFAULT_TIMEOUT, AiohttpTransport, Transport
@@ -46,6 +47,7 @@ __all__ = ["ClientCore", "ClientOptions"]
 log: logging.Logger = logging.getLogger("cometrunway")
 
 _CALLBACK_TOKEN_BYTES = 24  # a 32-character token
+_CLOSING = "the Client is closing: no new requests are sent"
 
 
 class _State(enum.Enum):
@@ -65,6 +67,7 @@ class ClientOptions(TypedDict, total=False):
     session: aiohttp.ClientSession | None
     retry: RetryPolicy
     poll: PollPolicy
+    fleet: FleetPolicy
     journal: str | os.PathLike[str] | Journal | None
     http_timeouts: aiohttp.ClientTimeout
     transport: Transport | None
@@ -88,6 +91,7 @@ class ClientCore:
         session: aiohttp.ClientSession | None = None,
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen value
         poll: PollPolicy = PollPolicy(),  # noqa: B008 - frozen value
+        fleet: FleetPolicy = FleetPolicy(),  # noqa: B008 - frozen value
         journal: str | os.PathLike[str] | Journal | None = None,
         http_timeouts: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
         transport: Transport | None = None,
@@ -103,6 +107,7 @@ class ClientCore:
             callback_token=callback_token,
             retry=retry,
             poll=poll,
+            fleet=fleet,
             transport=transport,
             session=session,
             journal=journal,
@@ -120,6 +125,11 @@ class ClientCore:
         self._state = _State.NEW
         self._group: asyncio.TaskGroup | None = None
         self._poller_task: asyncio.Task[None] | None = None
+        self._fleet_policy = fleet
+        # Set at open when the journal is a fleet store (PostgreSQL): see ``_fleet``.
+        self._fleet: Fleet | None = None
+        self._fleet_task: asyncio.Task[None] | None = None
+        self._sleep = sleep
 
         self._transport: Transport = transport or AiohttpTransport(
             self._base_url, session=session, timeout=http_timeouts
@@ -131,7 +141,8 @@ class ClientCore:
             max_retry_after=retry.max_retry_after,
         )
         # Every API request: paced by the one budget, and nothing it brings back holds the key.
-        send = PacedSender(KeyGuard(self._transport.send, self._api_key), self._budget).send
+        self._guard = KeyGuard(self._transport.send, self._api_key, also=[self._callback_token])
+        send = PacedSender(self._guard, self._budget).send
         self._source = ApiTaskSource(
             send, api_key=self._api_key, runway_version=self._runway_version
         )
@@ -159,8 +170,8 @@ class ClientCore:
             api_key=self._api_key,
             runway_version=self._runway_version,
             journal=lambda: self._journal,
-            lookup=self._poller.get,
-            wake=self._poller.wake,
+            lookup=self._lookup,
+            wake=self._wake,
         )
 
     @staticmethod
@@ -232,6 +243,7 @@ class ClientCore:
                 self._journal = open_journal(self._journal_spec)
                 await self._journal.open()
                 self._submitter.journal = self._observer.journal = self._journal
+                self._open_fleet(self._journal)
             self._group = asyncio.TaskGroup()
             await self._group.__aenter__()
         except BaseException:
@@ -239,6 +251,8 @@ class ClientCore:
             self._state = _State.CLOSED
             raise
         self._poller_task = self._group.create_task(self._poller.run(), name="cometrunway-poller")
+        if self._fleet is not None:
+            self._fleet_task = self._group.create_task(self._fleet.run(), name="cometrunway-fleet")
         self._state = _State.OPEN
         return self
 
@@ -251,6 +265,10 @@ class ClientCore:
         # CLOSING: no new work, but creates in flight land first (each is journaled and its
         # handle fails at once with how to follow it again); only then does the poller close.
         self._state = _State.CLOSING
+        # No request waits out a pause (up to max_retry_after) any more: one still waiting
+        # for its slot, or a create between two attempts, fails unsent with the closing
+        # error; requests already sent land as before.
+        self._budget.close(lambda: ClientStateError(_CLOSING))
         interrupted: BaseException | None = None
         if not isinstance(exc, asyncio.CancelledError):
             try:
@@ -262,6 +280,11 @@ class ClientCore:
         pending = self._poller.statistics().tracked
         if pending:
             log.info("client closing with %d task(s) still running", pending)
+        if self._fleet is not None:
+            if self._fleet_task is not None:
+                self._fleet_task.cancel()
+            await self._fleet.release()  # the others may claim these tasks at once
+            self._fleet.close(self._closed_error)
         self._poller.close(self._closed_error())
         self._events.close()
         if self._poller_task is not None:
@@ -283,6 +306,45 @@ class ClientCore:
             raise interrupted
         return None
 
+    def _open_fleet(self, journal: Journal) -> None:
+        """With a fleet store (checked once, here), follow tasks through the fleet and wait
+        for a request another live worker is sending instead of calling it ambiguous."""
+        store = fleet_store(journal)
+        if store is None:
+            return
+        self._fleet = Fleet(
+            store,
+            self._poller,
+            self._fleet_policy,
+            new_handle=self._new_handle,
+            clock=self._clock,
+            wall=self._wall_clock,
+            sleep=self._sleep,
+            on_settled=lambda task: self._events.emit(
+                TaskFinished(task.task_id, task.status, task)
+            ),
+        )
+        within = self._fleet_policy.sender_wait
+        self._submitter.wait_sent = lambda key: store.wait_sent(key, within)
+
+    def _lookup(self, task_id: str) -> TaskHandle | None:
+        """The handle of a task this client follows (polled here, or through the fleet)."""
+        handle = self._poller.get(task_id)
+        if handle is None and self._fleet is not None:
+            handle = self._fleet.get(task_id)
+        return handle
+
+    def _wake(self, task_id: str) -> bool:
+        """Poll this task now; with a fleet, the worker that holds its lease does."""
+        if self._fleet is not None:
+            return self._fleet.wake(task_id)
+        return self._poller.wake(task_id)
+
+    def _new_handle(self, task_id: str, route: PollRoute) -> TaskHandle:
+        return TaskHandle(
+            task_id, poll_route=route, download=self._download_one, cancel=self._canceller.cancel
+        )
+
     def _closed_error(self, task_id: str | None = None) -> ClientStateError:
         again = "client.track(task_id)" if task_id is None else f"client.track({task_id!r})"
         if self._journal_spec is not None:
@@ -299,7 +361,7 @@ class ClientCore:
                 "the Client is not open: use `async with Client(...) as client:` first"
             )
         if self._state is _State.CLOSING:
-            raise ClientStateError("the Client is closing: no new requests are sent")
+            raise ClientStateError(_CLOSING)
         if self._state is _State.CLOSED or self._group is None:
             raise ClientStateError("the Client is closed; create a new one")
         return self._group
@@ -318,16 +380,16 @@ class ClientCore:
     ) -> TaskHandle:
         """The handle of a task to follow. While closing (a create that landed late: its id
         is journaled already), the handle fails at once saying how to follow it again."""
-        existing = self._poller.get(task_id)
+        existing = self._lookup(task_id)
         if existing is not None:
             return existing
-        handle = TaskHandle(
-            task_id, poll_route=route, download=self._download_one, cancel=self._canceller.cancel
-        )
+        handle = self._new_handle(task_id, route)
         if self._state is not _State.OPEN:
             log.warning("task %s was created while the client was closing", task_id)
             handle._fail(self._closed_error(task_id))
             return handle
+        if self._fleet is not None:
+            return self._fleet.follow(handle, submitted_at)
         return self._poller.track(handle, submitted_at=submitted_at)
 
     async def fetch(self, task_id: str, *, route: PollRoute = "feed") -> Task:
@@ -347,13 +409,14 @@ class ClientCore:
         from .download import download_task
 
         self._check_open()
-        paths: list[Path] = await download_task(
-            self,
-            task,
-            Path(dest),
-            progress=progress,
-            route=route,
-            retry=self._retry,
-            session=session,
-        )
+        with self._guard.scrubbing():  # an output host may quote the key all the same
+            paths: list[Path] = await download_task(
+                self,
+                task,
+                Path(dest),
+                progress=progress,
+                route=route,
+                retry=self._retry,
+                session=session,
+            )
         return paths

@@ -13,6 +13,7 @@ from .errors import TaskNotFound
 from .events import EventHub, StatusChanged, TaskFinished, TaskLost
 from .handles import TaskHandle
 from .journal import Journal
+from .journal._credits import status_keywords
 from .models import Task
 from .protocol import NOT_FOUND_CODE, LostTask
 
@@ -33,7 +34,10 @@ class TaskObserver:
             new.progress,
             new.outputs,
         ):
-            return None
+            # Only credits the server said for the first time (or changed) still go in.
+            if _same_credits(old, new) or self.journal is None:
+                return None
+            return self._record(new)
         if self._events.active:
             if new.status.is_terminal:
                 self._events.emit(TaskFinished(new.task_id, new.status, new))
@@ -41,6 +45,11 @@ class TaskObserver:
                 self._events.emit(StatusChanged(new.task_id, new.status, new.progress, new))
         if self.journal is None:
             return None
+        return self._record(new)
+
+    def _record(self, new: Task) -> Awaitable[None]:
+        assert self.journal is not None
+        credits = status_keywords(self.journal, estimated_cost=new.estimated_cost, cost=new.cost)
         return self.journal.record_status(
             new.task_id,
             status=new.status.value,
@@ -49,6 +58,7 @@ class TaskObserver:
             error=new.error,
             error_code=new.error_code,
             terminal=new.status.is_terminal,
+            **credits,
         )
 
     def finished(self, handle: TaskHandle, error: BaseException | None) -> Awaitable[None] | None:
@@ -67,3 +77,10 @@ class TaskObserver:
                 terminal=True,
             )
         return None
+
+
+def _same_credits(old: Task, new: Task) -> bool:
+    """Whether ``new`` says no credits ``old`` did not (a figure left out is not a change)."""
+    return (new.estimated_cost is None or new.estimated_cost == old.estimated_cost) and (
+        new.cost is None or new.cost == old.cost
+    )

@@ -7,7 +7,7 @@ import os
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .journal import Journal
-from .policies import PollPolicy, RetryPolicy
+from .policies import FleetPolicy, PollPolicy, RetryPolicy
 
 __all__ = ["DEFAULT_BASE_URL", "MIN_CALLBACK_TOKEN_LENGTH", "check_options", "with_token"]
 
@@ -27,6 +27,7 @@ def check_options(
     transport: object,
     session: object,
     journal: object = None,
+    fleet: object = None,
 ) -> None:
     """Raise ``ValueError``/``TypeError`` naming the first bad option."""
     # Checked here, not when the journal opens: a wrong kind of object is a bug to hear of
@@ -60,6 +61,8 @@ def check_options(
         raise TypeError(f"retry must be a RetryPolicy, got {retry!r}")
     if not isinstance(poll, PollPolicy):
         raise TypeError(f"poll must be a PollPolicy, got {poll!r}")
+    if fleet is not None and not isinstance(fleet, FleetPolicy):
+        raise TypeError(f"fleet must be a FleetPolicy, got {fleet!r}")
     if transport is not None:
         if not (
             callable(getattr(transport, "send", None))

@@ -36,7 +36,6 @@ __all__ = [
     "jittered",
     "next_poll_delay",
     "not_found_delay",
-    "retry_delay",
 ]
 
 # Two readings of a linearly advancing progress bar fix the rate; 5% covers rounding of the
@@ -163,13 +162,6 @@ def first_poll_delay(policy: PollPolicy, fast_duration: float | None) -> float:
     if fast_duration is None:
         return policy.initial_delay
     return max(policy.initial_delay, FIRST_POLL_FRACTION * fast_duration)
-
-
-def retry_delay(policy: PollPolicy, errors: int, retry_after: float | None = None) -> float:
-    """The wait after ``errors`` failed polls in a row: doubling from ``interval`` up to
-    ``max_interval``, and never shorter than a 429's ``Retry-After``."""
-    delay = min(policy.max_interval, policy.interval * 2.0 ** (errors - 1))
-    return max(delay, retry_after or 0.0)
 
 
 def not_found_delay(policy: PollPolicy, errors: int) -> float:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Awaitable
-from typing import Protocol
+from collections.abc import Awaitable, Generator
+from typing import Any, Protocol
 
 import attrs
 
@@ -70,14 +70,15 @@ class Tracked:
     __slots__ = (
         "calibrating",
         "due",
-        "errors",
         "handle",
         "in_flight",
         "last_at",
         "last_progress",
+        "not_found_polls",
         "not_found_since",
         "polls",
         "recheck",
+        "retry_waits",
         "route",
         "submitted_at",
         "success_since",
@@ -89,7 +90,10 @@ class Tracked:
         self.submitted_at = submitted_at
         self.due = 0.0
         self.polls = 0
-        self.errors = 0
+        # The waits after failed polls in a row (PollPolicy.error_backoff's generator),
+        # started at the first failure and dropped after a good answer.
+        self.retry_waits: Generator[float, Any, None] | None = None
+        self.not_found_polls = 0
         self.in_flight = False
         self.recheck = False
         self.last_progress: float | None = None
@@ -121,6 +125,7 @@ class TaskHandling:
     ) -> None:
         self._fetch = source.fetch
         self._policy = policy
+        self._error_backoff = policy.error_backoff()
         self._max_retry_after = max_retry_after
         self._sink: TaskSink = sink or _NoSink()
         self._clock = clock
@@ -147,7 +152,8 @@ class TaskHandling:
         except CometRunwayError as exc:
             await self._poll_failed(state, exc)
             return
-        state.errors = 0
+        state.retry_waits = None
+        state.not_found_polls = 0
         state.not_found_since = None
         state.polls += 1
         old = handle.task
@@ -189,17 +195,18 @@ class TaskHandling:
         task_id = state.handle.task_id
         if disposition is PollDisposition.RETRY:
             self._counts["poll_errors"] += 1
-            state.errors += 1
-            retry_after = None
             if isinstance(exc, RateLimitError):
                 self._counts["rate_limited"] += 1
-                # Never wait longer than RetryPolicy.max_retry_after, whatever the server asks.
-                retry_after = exc.retry_after
-                if retry_after is not None:
-                    retry_after = min(retry_after, self._max_retry_after)
-            delay = _pacing.retry_delay(self._policy, state.errors, retry_after)
+            if state.retry_waits is None:
+                # A 429's Retry-After is a floor, never longer than
+                # RetryPolicy.max_retry_after, whatever the server asks.
+                state.retry_waits = self._error_backoff.waits(
+                    max_retry_after=self._max_retry_after, rng=self._rng
+                )
+                next(state.retry_waits)  # primed, as backoff primes it
+            delay = state.retry_waits.send(exc)
             log.info("poll of %s failed (%s); retrying in %.1fs", task_id, exc, delay)
-            self._schedule(state, self._jitter(delay))
+            self._schedule(state, delay)
         elif disposition is PollDisposition.NOT_FOUND:
             self._counts["not_found"] += 1
             now = self._clock()
@@ -211,8 +218,8 @@ class TaskHandling:
             age = now - state.submitted_at
             if unseen < self._policy.not_found_grace:
                 # Freshly created ids are invisible for a while (wire reference §3.1).
-                state.errors += 1
-                delay = _pacing.not_found_delay(self._policy, state.errors)
+                state.not_found_polls += 1
+                delay = _pacing.not_found_delay(self._policy, state.not_found_polls)
                 self._schedule(state, self._jitter(delay))
             else:
                 error = TaskNotFound(

@@ -7,7 +7,8 @@
 2. send one attempt as a child of the client's task group, so a caller cancelled mid-request
    never loses an answer that arrives: the child journals the id and tracks the task;
 3. classify a failure once with the pure core (``protocol.submit_disposition``);
-4. let ``backoff`` resend only what certainly was not accepted;
+4. let ``backoff`` resend only what certainly was not accepted (a closing client ends its
+   wait between two attempts at once: nothing more is sent, the row stays rejected);
 5. journal the outcome: the task id, or "ambiguous" / "rejected".
 
 Same-key creates in flight at once in this process share one outcome.
@@ -37,6 +38,7 @@ from .errors import (
 from .events import AmbiguousSubmit, EventHub, SubmitRejected, Submitted
 from .handles import TaskHandle
 from .journal import EntryState, Journal, JournalEntry
+from .journal._credits import record_credits
 from .models import PollRoute, Request
 from .policies import RetryPolicy
 from .protocol import HTTPRequest, HTTPResponse, SubmitDisposition, submit_disposition
@@ -65,7 +67,7 @@ def request_key(request: HTTPRequest) -> tuple[str, str]:
     return f"sha256:{digest[:40]}", canonical
 
 
-@define
+@define(eq=False)
 class _Create:
     """One create in progress: what is sent, under which journal key, and how often."""
 
@@ -74,6 +76,16 @@ class _Create:
     key: str | None  # the journal row (None: no journal)
     label: str | None
     attempts: int = 0
+    # The scope around backoff's loop, and whether backoff is waiting before the next
+    # attempt (closing the client expires the scope only then, never mid-attempt).
+    scope: asyncio.Timeout | None = None
+    between_attempts: bool = False
+
+
+_CLOSED_WHILE_WAITING = (
+    "the Client is closing: this create, refused and waiting to be sent again, was not sent "
+    "again (its journal row, if any, is rejected: safe to submit later)"
+)
 
 
 def _not_accepted(error: Exception) -> bool:
@@ -108,8 +120,12 @@ class Submitter:
         self._spawn = spawn
         self._clock = clock
         self.journal: Journal | None = None  # set once the client opened it
+        # With a fleet journal: the row of a key once its live sender is done sending.
+        self.wait_sent: Callable[[str], Awaitable[JournalEntry | None]] | None = None
         self._in_flight: dict[str, asyncio.Future[TaskHandle]] = {}
         self._attempts: set[asyncio.Task[None]] = set()
+        self._creating: set[asyncio.Future[None]] = set()  # one per create() in progress
+        self._retrying: set[_Create] = set()  # creates inside backoff's loop
         # Task id -> the journal key (None: no journal) of the create it answered (issue 13).
         self._created_ids: dict[str, str | None] = {}
         self.counts = dict.fromkeys(("submits", "submit_retries", "ambiguous_submits"), 0)
@@ -124,9 +140,16 @@ class Submitter:
         )(self._attempt)
 
     async def drain(self) -> None:
-        """Wait for every create attempt in flight (the client is closing)."""
-        while self._attempts:
-            await asyncio.wait(set(self._attempts))
+        """The client is closing: end every wait between two attempts at once, then wait
+        for every create in progress and every attempt in flight (the rate budget is closed,
+        so none of them waits long). A create between its journal claim and its attempt
+        marks its row rejected while the journal is still open."""
+        now = asyncio.get_running_loop().time()
+        for create in self._retrying:
+            if create.between_attempts and create.scope is not None:
+                create.scope.reschedule(now)
+        while self._attempts or self._creating:
+            await asyncio.wait(self._attempts | self._creating)
 
     # ---------------------------------------------------------------- the create
 
@@ -134,6 +157,17 @@ class Submitter:
         self, request: Request, http: HTTPRequest, key: str | None, label: str | None
     ) -> TaskHandle:
         """Create the task once; ``key`` is its journal key (None: no journal)."""
+        progress: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._creating.add(progress)
+        try:
+            return await self._create_keyed(request, http, key, label)
+        finally:
+            self._creating.discard(progress)
+            progress.set_result(None)
+
+    async def _create_keyed(
+        self, request: Request, http: HTTPRequest, key: str | None, label: str | None
+    ) -> TaskHandle:
         if key is None:
             return await self._create(request, http, None, label)
         running = self._in_flight.get(key)
@@ -160,17 +194,25 @@ class Submitter:
         self, request: Request, http: HTTPRequest, key: str, label: str | None
     ) -> TaskHandle:
         assert self.journal is not None  # a key is given only with a journal
-        entry, claimed = await self.journal.reserve_sending(
-            key,
-            request_type=type(request).__name__,
-            path=http.path,
-            body=request_key(http)[1],
-            poll_route=request.poll_route,
-            label=label,
-        )
-        if not claimed:
-            return self._reuse(entry, request, label)
-        return await self._create(request, http, key, label)
+        for _ in range(2):  # once more only if another worker's send of it was refused
+            entry, claimed = await self.journal.reserve_sending(
+                key,
+                request_type=type(request).__name__,
+                path=http.path,
+                body=request_key(http)[1],
+                poll_route=request.poll_route,
+                label=label,
+            )
+            if claimed:
+                return await self._create(request, http, key, label)
+            if entry.state is not EntryState.SENDING or self.wait_sent is None:
+                break
+            # Another worker of the fleet is sending this very request: its task is ours
+            # as soon as it has an id (never a second create); a refusal frees the key.
+            entry = await self.wait_sent(key) or entry
+            if entry.state is not EntryState.REJECTED:
+                break
+        return self._reuse(entry, request, label)
 
     async def _create(
         self, request: Request, http: HTTPRequest, key: str | None, label: str | None
@@ -178,15 +220,34 @@ class Submitter:
         self.counts["submits"] += 1
         create = _Create(request, http, key, label)
         try:
-            return await self._send_with_retries(create)
+            return await self._retried(create)
         except CometRunwayError as exc:
             if submit_disposition(exc) is SubmitDisposition.AMBIGUOUS:
                 raise self._ambiguous(exc, create) from exc
             self._events.emit(SubmitRejected(key, type(request).__name__, exc, create.label))
             raise
 
+    async def _retried(self, create: _Create) -> TaskHandle:
+        """backoff's attempts (until one lands, one fails in a way that is not certainly
+        "not accepted", or ``max_tries`` ran out). Closing the client expires the scope of a
+        create waiting between two attempts: its row is journaled as rejected already, and
+        nothing more is sent."""
+        self._retrying.add(create)
+        try:
+            async with asyncio.timeout(None) as scope:
+                create.scope = scope
+                return await self._send_with_retries(create)
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            raise ClientStateError(_CLOSED_WHILE_WAITING) from None
+        finally:
+            self._retrying.discard(create)
+            create.scope, create.between_attempts = None, False
+
     async def _attempt(self, create: _Create) -> TaskHandle:
         """One attempt, run as a group child: a cancelled caller stops waiting, not it."""
+        create.between_attempts = False
         create.attempts += 1
         outcome: asyncio.Future[TaskHandle] = asyncio.get_running_loop().create_future()
         outcome.add_done_callback(_retrieve)
@@ -238,6 +299,13 @@ class Submitter:
                         unjournaled.__cause__ = exc
                         outcome.set_exception(unjournaled)
                     return
+                if created.estimated_cost is not None:  # Runway's estimate (wire §8.2)
+                    await record_credits(
+                        journal,
+                        task_id,
+                        status=created.status.value,
+                        estimated_cost=created.estimated_cost,
+                    )
             log.info("created task %s (%s)", task_id, type(request).__name__)
             handle = self._follow(task_id, request.poll_route, submitted_at)
             handle._note_estimate(created.estimated_cost)  # Runway's estimate (wire §8.2)
@@ -322,6 +390,8 @@ class Submitter:
 
     def _on_backoff(self, details: Any) -> None:
         self.counts["submit_retries"] += 1
+        create: _Create = details["args"][0]
+        create.between_attempts = True
         log.warning(
             "create not accepted (%s); retry %d in %.1fs",
             details.get("exception"),

@@ -1,11 +1,17 @@
 """One request budget for the whole client: submits and polls draw from the same rate.
 
 A generic cell-rate limiter (GCRA): each request reserves the next free slot at the current
-rate, with a burst of one second's worth. A 429 anywhere pauses every request until its
-``Retry-After`` (or a short default) and sets the rate just under what the server was
-measured to accept in the seconds before it (one decrease per 429 event, however many
-requests in flight come back 429 together); the rate then probes upwards slowly with time,
-so the client settles just under what the server tolerates instead of swinging around it.
+rate, with a burst of one second's worth. The rate starts low (slow start: an eighth of the
+configured one, at least 5 requests/s) and doubles every second the server keeps up, until
+the configured rate or the first 429, which halves it back to the last rate the server
+took. A 429 anywhere pauses every request until its ``Retry-After`` (or a short default);
+after the slow start it sets the rate just under what the server was measured to accept in
+the seconds before it (one decrease per 429 event, however many requests in flight come
+back 429 together); the rate then probes upwards slowly with time, so the client settles
+just under what the server tolerates instead of swinging around it.
+
+``close()`` ends every wait at once (a pause may last ``max_retry_after``, two minutes by
+default): a request still waiting for its slot fails with the closing error, unsent.
 """
 
 from __future__ import annotations
@@ -36,10 +42,31 @@ _UNDER_MEASURED = 0.95
 # One 429 event cuts the rate by at least 10% (a measurement can overestimate after a burst)
 # and at most 50% (a measurement from a quiet moment would otherwise cut too deep).
 _MIN_CUT, _MAX_CUT = 0.9, 0.5
-# Probing: the rate regains this fraction of the configured rate per second without a 429.
-# Slow on purpose: at 50 requests/s, 0.2 requests/s each second, so a server's bucket takes
-# tens of seconds to run dry again and 429 pauses stay a few percent of the time.
+# Probing: the rate grows by this fraction of itself per second without a 429. Slow on
+# purpose, and relative to the rate the server took rather than the configured one: at
+# 47.5 requests/s, 0.19 requests/s each second; at 9.5, 0.038. Either way a server's bucket
+# takes tens of seconds to run dry again, so 429s stay a small share at any limit.
 _PROBE_PER_SECOND = 0.004
+# Slow start: the client starts at this fraction of the configured rate (its first burst is
+# a second's worth of that), since nothing says yet that the server takes more. At the
+# default 50 requests/s that is 6.25: a first burst of 32 creates at 50/s met a server
+# limit of 10/s with twenty-odd 429s in its first second.
+_SLOW_START_FRACTION = 1 / 8
+# ... but never below this many requests per second (or the configured rate, if lower): a
+# client configured for a few requests per second starts at its rate.
+_SLOW_START_FLOOR = 5.0
+# Until the first 429, each answer that is not a 429 raises the rate by this many requests
+# per second: sending at its rate, the client doubles it every second the server keeps up
+# (and a quiet client, whose few answers prove little, grows little).
+_SLOW_START_GAIN = 1.0
+# The first 429 ends the slow start: the rate a second earlier (half the current one, as it
+# doubles every second) was taken, the current one was not.
+_SLOW_START_CUT = 0.5
+# Requests queued for their slots hold slots spaced for the rate when they asked: during the
+# slow start, each time the rate has grown by this factor they are woken to reserve again at
+# the new rate (otherwise a queue of 32 creates keeps the first second's spacing for seconds
+# and the start barely speeds up).
+_SLOW_START_REPLAN = 1.25
 
 
 class RequestBudget:
@@ -57,7 +84,10 @@ class RequestBudget:
         # A server's Retry-After pauses every request, polls included: never longer than
         # this (RetryPolicy.max_retry_after), or one hostile answer stops the client for ever.
         self._max_retry_after = max_retry_after
-        self._rate = self._max_rate
+        self._rate = min(
+            self._max_rate, max(self._max_rate * _SLOW_START_FRACTION, _SLOW_START_FLOOR)
+        )
+        self._slow_start = self._rate < self._max_rate
         self._clock = clock
         self._sleep = sleep
         self._next_free = clock() - _BURST_SECONDS
@@ -65,6 +95,13 @@ class RequestBudget:
         self._created = self._probed_at = clock()
         self._successes: collections.deque[float] = collections.deque()
         self.rate_limited: int = 0
+        # Bumped whenever the slots handed out are void (a 429, a slow-start re-plan): a
+        # request that waited for one reserves again.
+        self._epoch = 0
+        self._planned_rate = self._rate  # the rate of the last slow-start re-plan
+        self._replanned: asyncio.Future[None] | None = None  # done at the next re-plan
+        self._closed: Callable[[], Exception] | None = None
+        self._closing: asyncio.Future[None] | None = None  # done once closed
 
     @property
     def rate(self) -> float:
@@ -79,20 +116,49 @@ class RequestBudget:
         """Wait for this request's slot. Slots are reserved in call order, so it is fair.
 
         A 429 that arrives while a request waits for its slot makes it reserve again: a slot
-        reserved before the pause (at the old rate) must not send it into the pause.
+        reserved before the pause (at the old rate) must not send it into the pause. So does
+        a slow-start re-plan, which wakes it at once: its slot was spaced for a lower rate.
         """
         while True:
-            events = self.rate_limited
+            epoch = self._epoch
+            if self._closed is not None:
+                raise self._closed()
             wait = self.reserve()
             if wait <= 0:
                 return
-            await self._sleep(wait)
-            if self.rate_limited == events:
+            if self._slow_start and self._replanned is None:
+                self._replanned = asyncio.get_running_loop().create_future()
+            await self._wait(wait, self._replanned if self._slow_start else None)
+            if self._epoch == epoch:
                 return
 
-    async def wait(self, delay: float) -> None:
-        """Sleep ``delay`` seconds (what ``reserve()`` returned) with the budget's sleep."""
-        await self._sleep(delay)
+    async def _wait(self, delay: float, replanned: asyncio.Future[None] | None) -> None:
+        """Sleep ``delay`` seconds with the budget's sleep, ending early (without error) once
+        ``replanned`` is done; raises the closing error at once if the budget is closed,
+        before or during the wait."""
+        if self._closed is not None:
+            raise self._closed()
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_future()
+        sleeper = asyncio.ensure_future(self._sleep(delay))
+        ends = (
+            {sleeper, self._closing} if replanned is None else {sleeper, self._closing, replanned}
+        )
+        try:
+            await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not sleeper.done():
+                sleeper.cancel()
+                await asyncio.gather(sleeper, return_exceptions=True)
+        if self._closed is not None:
+            raise self._closed()
+
+    def close(self, error: Callable[[], Exception]) -> None:
+        """End every wait: each request waiting (for its slot or a pause) and
+        each later one raises ``error()`` instead of being sent."""
+        self._closed = error
+        if self._closing is not None and not self._closing.done():
+            self._closing.set_result(None)
 
     def observe(self, response: HTTPResponse) -> None:
         """Learn from an answer: a 429 pauses and slows everyone, anything else recovers."""
@@ -117,12 +183,24 @@ class RequestBudget:
         successes.append(now)
         while successes[0] < now - _MEASURE_SECONDS:
             successes.popleft()
-        if self._rate < self._max_rate:
+        if self._slow_start:
+            self._rate = min(self._max_rate, self._rate + _SLOW_START_GAIN)
+            self._slow_start = self._rate < self._max_rate
+            if self._rate >= self._planned_rate * _SLOW_START_REPLAN or not self._slow_start:
+                self._replan(now)
+        elif self._rate < self._max_rate:
             elapsed = max(0.0, now - self._probed_at)
-            self._rate = min(
-                self._max_rate, self._rate + self._max_rate * _PROBE_PER_SECOND * elapsed
-            )
+            self._rate = min(self._max_rate, self._rate * (1 + _PROBE_PER_SECOND * elapsed))
         self._probed_at = max(self._probed_at, now)
+
+    def _replan(self, now: float) -> None:
+        """Void the slots handed out at the slower rate; wake their holders to reserve again."""
+        self._planned_rate = self._rate
+        self._epoch += 1
+        self._next_free = min(self._next_free, now)
+        replanned, self._replanned = self._replanned, None
+        if replanned is not None and not replanned.done():
+            replanned.set_result(None)
 
     def _accepted_rate(self, now: float) -> float:
         """Successes per second over the last ``_MEASURE_SECONDS`` (0 with none)."""
@@ -134,12 +212,18 @@ class RequestBudget:
         """A 429: pause everyone for ``retry_after`` (at least) and, once per 429 event, set
         the rate just under what the server was measured to accept."""
         self.rate_limited += 1
+        self._epoch += 1
         now = self._clock()
         pause = retry_after if retry_after is not None else _DEFAULT_429_PAUSE
         # 429s that arrive during a pause answer requests sent before it: the same event.
         if now >= self._paused_until:
             measured = _UNDER_MEASURED * self._accepted_rate(now)
-            cut = min(self._rate * _MIN_CUT, max(self._rate * _MAX_CUT, measured))
+            if self._slow_start:
+                self._slow_start = False
+                cut = self._rate * _SLOW_START_CUT
+                self._replan(now)  # wakes the waiters of the re-plan still due, if any
+            else:
+                cut = min(self._rate * _MIN_CUT, max(self._rate * _MAX_CUT, measured))
             self._rate = max(self._max_rate * _MIN_RATE_FRACTION, cut)
         self._paused_until = max(self._paused_until, now + pause)
         # Slots handed out at the old rate are void: their holders reserve again (acquire).

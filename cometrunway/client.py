@@ -74,6 +74,8 @@ class Client(ClientCore):
     * ``retry`` — a ``RetryPolicy``: how creates that certainly were not accepted, and
       downloads, are retried.
     * ``poll`` — a ``PollPolicy``: how tasks are polled, and the shared request rate.
+    * ``fleet`` — a ``FleetPolicy``: poll leases, takeovers and waits when several workers
+      share one PostgreSQL journal (see :doc:`/workers`); unused with any other journal.
     * ``journal`` — a path (SQLite), a ``postgresql://`` URL, or a ``Journal``: creates and
       task ids made durable, so nothing is paid twice or lost across restarts.
     * ``http_timeouts`` — an ``aiohttp.ClientTimeout`` for API requests (default transport).
@@ -161,7 +163,7 @@ class Client(ClientCore):
         "tasks" for ``/runwayml/v1/*``). Returns the existing handle if already followed."""
         group = self._check_open()
         task_id, route = check_task_id(task_id), check_poll_route(route)
-        known = self._poller.get(task_id)
+        known = self._lookup(task_id)
         if known is not None:
             return known
         # A fresh id may not be visible yet: it gets the full not-found grace (§6 C14).
@@ -229,8 +231,10 @@ class Client(ClientCore):
         await self._canceller.cancel(task_id, route)
 
     def wake(self, task_id: str) -> bool:
-        """Poll this task now (a callback says it changed); False if it is not followed."""
-        return self._poller.wake(task_id)
+        """Poll this task now (a callback says it changed); False if it is not followed.
+        With a fleet journal the worker that polls it does, whichever worker is woken: the
+        request goes to the fleet (True), and an id no worker follows is ignored there."""
+        return self._wake(task_id)
 
     def statistics(self) -> ClientStatistics:
         """Counts since the client opened: submits, retries, 429s, and the poller's side."""
@@ -282,9 +286,10 @@ class Client(ClientCore):
         from .download import download_many
 
         self._check_open()
-        return await download_many(
-            self, tasks, Path(dest), max_concurrency=max_concurrency, retry=self._retry
-        )
+        with self._guard.scrubbing():  # an output host may quote the key all the same
+            return await download_many(
+                self, tasks, Path(dest), max_concurrency=max_concurrency, retry=self._retry
+            )
 
     def callback_app(
         self, path: str = "/runway/callback", *, max_body_bytes: int = 256 * 1024

@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 from attrs import field, frozen
 
-__all__ = ["DEFAULT_MIN_INTERVAL", "PollPolicy", "RetryPolicy"]
+__all__ = ["DEFAULT_MIN_INTERVAL", "FleetPolicy", "PollPolicy", "RetryPolicy"]
 
 # Polls of one task closer than this tell nothing new (progress moves in whole percents) and
 # only spend the shared request budget.
@@ -59,17 +59,22 @@ class RetryPolicy:
         """The wait before retry number ``attempt`` (1-based), without jitter."""
         return float(min(self.max_delay, self.base_delay * 2.0 ** max(0, attempt - 1)))
 
-    def waits(self, *, max_retry_after: float = math.inf) -> Generator[float, Any, None]:
-        """A wait generator for ``backoff``: doubling delays with jitter, and the failed
-        attempt's ``retry_after`` (sent in by backoff) as a floor, capped at
-        ``max_retry_after``."""
+    def waits(
+        self, *, max_retry_after: float = math.inf, rng: random.Random | None = None
+    ) -> Generator[float, Any, None]:
+        """A wait generator in ``backoff``'s shape: doubling delays with jitter, and the
+        failed attempt's ``retry_after`` (the error sent in) as a floor, capped at
+        ``max_retry_after``. Prime it with ``next()`` (backoff does), then ``send`` each
+        failure; a fresh generator starts the doubling again. ``rng`` draws the jitter
+        (the module's generator by default; tests pass a seeded one)."""
+        uniform = random.uniform if rng is None else rng.uniform
         error = yield 0.0  # backoff primes the generator with None
         attempt = 0
         while True:
             attempt += 1
             delay = self.delay(attempt)
             if self.jitter:
-                delay *= random.uniform(1, 1 + self.jitter)
+                delay *= uniform(1, 1 + self.jitter)
             retry_after = getattr(error, "retry_after", None)
             if isinstance(retry_after, int | float):
                 delay = max(delay, min(float(retry_after), max_retry_after))
@@ -116,6 +121,14 @@ class PollPolicy:
     jitter: float = field(default=0.1, validator=_non_negative)
     output_grace: float = field(default=600.0, validator=_non_negative)
 
+    def error_backoff(self) -> RetryPolicy:
+        """The waits after failed polls of one task, as a :class:`RetryPolicy`: doubling
+        from ``interval`` up to ``max_interval``, with ``jitter``. A transient poll error is
+        retried for as long as the task is followed, so ``max_tries`` plays no part."""
+        return RetryPolicy(
+            base_delay=self.interval, max_delay=self.max_interval, jitter=self.jitter
+        )
+
     def __attrs_post_init__(self) -> None:
         if self.max_interval < self.interval:
             raise ValueError(
@@ -127,3 +140,26 @@ class PollPolicy:
                 f"PollPolicy.min_interval ({self.min_interval}) must be ≤ interval "
                 f"({self.interval})"
             )
+
+
+@frozen
+class FleetPolicy:
+    """How a client shares its tasks with other workers on the same fleet journal (a
+    PostgreSQL journal; see :doc:`/workers`). Ignored with any other journal.
+
+    * ``lease_seconds`` — how long a poll lease lasts without renewal (server time). A
+      worker renews its leases every third of it, so a dead worker's tasks are taken over
+      between ``lease_seconds`` and ``lease_seconds + claim_interval`` after its last renewal.
+    * ``claim_interval`` — how often a worker claims unfinished tasks that nobody holds (a
+      dead worker's, or tasks journaled by a worker that closed).
+    * ``claim_limit`` — at most this many tasks claimed at a time, so one worker joining a
+      busy fleet does not take every orphaned task at once.
+    * ``sender_wait`` — how long a submit waits for another live worker that is sending the
+      same request (same journal key) to get its task id, before the submit raises
+      ``AmbiguousSubmitError`` as without a fleet.
+    """
+
+    lease_seconds: float = field(default=30.0, validator=_positive)
+    claim_interval: float = field(default=5.0, validator=_positive)
+    claim_limit: int = field(default=1000, validator=_positive_int)
+    sender_wait: float = field(default=60.0, validator=_non_negative)

@@ -121,6 +121,16 @@ class Poller(TaskHandling):
         state = self._tracked.get(task_id)
         return state.handle if state is not None else None
 
+    def release(self, task_id: str) -> TaskHandle | None:
+        """Stop polling this task and hand back its handle, still waiting (another worker
+        polls it now). A poll in flight still lands: a terminal answer settles the handle."""
+        state = self._tracked.pop(task_id, None)
+        return state.handle if state is not None else None
+
+    def followed(self) -> list[str]:
+        """The ids of every task this poller follows now."""
+        return list(self._tracked)
+
     def wake(self, task_id: str) -> bool:
         """Poll this task now (a callback said it changed). False if it is not tracked."""
         state = self._tracked.get(task_id)

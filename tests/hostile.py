@@ -27,6 +27,12 @@ class Received:
     head: bytes
     body: bytes
 
+    @property
+    def target(self) -> str:
+        """``"METHOD /path"`` of the request line."""
+        method, path, *_ = self.head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
+        return f"{method} {path}"
+
     def header(self, name: str) -> str | None:
         prefix = name.lower().encode() + b":"
         for line in self.head.split(b"\r\n")[1:]:
@@ -54,6 +60,7 @@ class HostileServer:
         self._script = script
         self._server: asyncio.Server | None = None
         self.received: list[Received] = []
+        self._arrived = asyncio.Condition()
         self.url = ""
 
     async def __aenter__(self) -> HostileServer:
@@ -61,6 +68,11 @@ class HostileServer:
         port = self._server.sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         return self
+
+    async def wait_until(self, condition: Callable[[list[Received]], bool]) -> None:
+        """Return once ``condition(self.received)`` holds (checked as each request arrives)."""
+        async with self._arrived:
+            await self._arrived.wait_for(lambda: condition(self.received))
 
     async def __aexit__(
         self,
@@ -81,6 +93,8 @@ class HostileServer:
             length = int(received.header("content-length") or 0)
             received = Received(head, await reader.readexactly(length))
             self.received.append(received)
+            async with self._arrived:
+                self._arrived.notify_all()
             answer = self._script(received)
             if answer is not None:
                 writer.write(answer)

@@ -1,15 +1,21 @@
 """One worker of a fleet sharing a PostgreSQL journal, in its own process, for the tests.
 
-``python tests/pg_worker.py DATABASE_URL BASE_URL PROMPT... [--kill-after N]``
+``python tests/pg_worker.py DATABASE_URL BASE_URL PROMPT... [--name N] [--kill-after N]
+[--callback-url URL] [--lease SECONDS]``
 
-Submits its prompts with ``Client(journal=DATABASE_URL)``, leases the tasks it created
-(``renew_polls``) and keeps those leases while it polls them. A prompt another worker is
-sending at that moment comes back as that worker's task (``wait_sent``), followed through
-the journal rather than polled twice. Then, until no task is unfinished, it takes over the
-tasks whose lease expired (a dead worker's: ``claim_polls``) and follows them to the end.
-Prints one JSON line: what it created, reused and took over.
+Written against the ``Client`` alone: it submits its prompts with
+``Client(journal=DATABASE_URL)`` and awaits their handles, then follows whatever the fleet
+has left unfinished (``client.resume()``) until nothing is. The client does the rest: it
+leases what it polls, settles a prompt another worker created from the journal, takes over
+the tasks of a worker that died, and passes a callback for a task it does not poll to the
+worker that does. Every request carries ``User-Agent: fleet-worker/<name>``, so the fake
+can tell which worker polled what. Prints one JSON line: what it created and reused, and
+how each of its handles ended.
 
 ``--kill-after N``: SIGKILL itself as soon as N of its submits have returned.
+``--callback-url URL``: serve the callback receiver on 127.0.0.1 (its URL is printed first,
+as ``LISTEN <url>``), give ``URL`` as the callback URL, and poll rarely: results then come
+from callbacks, whichever worker receives them.
 """
 
 from __future__ import annotations
@@ -21,8 +27,18 @@ import os
 import signal
 from typing import Any
 
-from cometrunway import AmbiguousSubmitError, Client, PollPolicy, RetryPolicy, TextToVideo
-from cometrunway.journal import PostgresJournal
+from aiohttp import web
+from fleet_support import TaggedTransport
+
+from cometrunway import (
+    Client,
+    Event,
+    FleetPolicy,
+    PollPolicy,
+    RetryPolicy,
+    Submitted,
+    TextToVideo,
+)
 
 POLL = PollPolicy(
     initial_delay=0.05,
@@ -32,81 +48,70 @@ POLL = PollPolicy(
     not_found_grace=5.0,
     requests_per_second=2000,
 )
+#: With callbacks: a result that arrives within a test came through a callback's wake-up.
+RARE_POLL = PollPolicy(
+    initial_delay=0.05,
+    interval=60.0,
+    max_interval=60.0,
+    min_interval=0.02,
+    not_found_grace=5.0,
+    requests_per_second=2000,
+)
 RETRY = RetryPolicy(max_tries=3, base_delay=0.01, max_delay=0.05)
-#: Short, so a dead worker's tasks are taken over quickly in tests.
-LEASE_SECONDS = 1.0
-RENEW_EVERY_SECONDS = LEASE_SECONDS / 3
-#: How long a loser waits for the winner of a race on one prompt to get its task id.
-SENDER_WAIT_SECONDS = 30.0
+#: One token for the whole fleet: a callback may land on any worker.
+CALLBACK_TOKEN = "fleet-test-callback-token-0123456789"
 
 
-async def run(db: str, base_url: str, prompts: list[str], kill_after: int | None) -> None:
-    report: dict[str, Any] = {"pid": os.getpid(), "created": [], "reused": [], "taken_over": []}
+async def run(args: argparse.Namespace) -> None:
+    report: dict[str, Any] = {"name": args.name, "pid": os.getpid(), "created": [], "reused": []}
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, Submitted):
+            report["reused" if event.reused else "created"].append(event.task_id)
+
+    fleet = FleetPolicy(lease_seconds=args.lease, claim_interval=args.lease / 5, sender_wait=30.0)
     async with Client(
-        api_key="sk-fleet-test", base_url=base_url, journal=db, poll=POLL, retry=RETRY
+        api_key="sk-fleet-test",
+        base_url=args.base_url,
+        journal=args.db,
+        poll=RARE_POLL if args.callback_url else POLL,
+        retry=RETRY,
+        fleet=fleet,
+        transport=TaggedTransport(args.base_url, args.name),
+        on_event=on_event,
+        callback_url=args.callback_url,
+        callback_token=CALLBACK_TOKEN,
     ) as client:
-        journal = client.journal
-        assert isinstance(journal, PostgresJournal)
-        held: set[str] = set()
-        renewer = asyncio.create_task(_renew(journal, held))
+        runner = None
+        if args.callback_url:
+            runner = web.AppRunner(client.callback_app())
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            host, port = runner.addresses[0][:2]
+            print(f"LISTEN http://{host}:{port}/runway/callback", flush=True)
         returned = 0
 
-        async def one(prompt: str) -> None:
+        async def one(prompt: str) -> Any:
             nonlocal returned
-            request = TextToVideo(prompt)
-            try:
-                handle = await client.submit(request)
-            except AmbiguousSubmitError:
-                # Another worker is sending this prompt: its task is ours as soon as it
-                # is journaled; follow it through the journal, not by polling it twice.
-                entry = await journal.wait_sent(client.journal_key(request), SENDER_WAIT_SECONDS)
-                assert entry is not None and entry.task_id, f"no task for {prompt!r}"
-                report["reused"].append(entry.task_id)
-                await journal.wait_finished(entry.task_id, SENDER_WAIT_SECONDS)
-                return
+            handle = await client.submit(TextToVideo(prompt))
             returned += 1
-            if kill_after is not None and returned >= kill_after:
+            if args.kill_after is not None and returned >= args.kill_after:
                 os.kill(os.getpid(), signal.SIGKILL)
-            mine = await journal.renew_polls([handle.task_id], lease_seconds=LEASE_SECONDS)
-            if mine:
-                held.update(mine)
-                report["created"].append(handle.task_id)
-                await handle
-                held.discard(handle.task_id)
-            else:  # another worker's task (the same prompt, submitted earlier)
-                report["reused"].append(handle.task_id)
-                await journal.wait_finished(handle.task_id, SENDER_WAIT_SECONDS)
+            return handle
 
-        await asyncio.gather(*(one(p) for p in prompts))
-        await _take_over(client, journal, held, report)
-        renewer.cancel()
+        handles = await asyncio.gather(*(one(p) for p in args.prompts))
+        ended = await asyncio.gather(*handles, return_exceptions=True)
+        report["results"] = {
+            h.task_id: getattr(t, "status", repr(t)) for h, t in zip(handles, ended, strict=True)
+        }
+        # What the fleet left unfinished (a dead worker's tasks, others still running):
+        # followed until nothing is, polled here only once this worker holds the lease.
+        while left := await client.resume():
+            await asyncio.gather(*left, return_exceptions=True)
+        if runner is not None:
+            await runner.cleanup()
     print(json.dumps(report), flush=True)
-
-
-async def _take_over(
-    client: Client, journal: PostgresJournal, held: set[str], report: dict[str, Any]
-) -> None:
-    """Finish the tasks whose holder died, until none is unfinished."""
-    while unfinished := await journal.unfinished():
-        claimed = await journal.claim_polls(len(unfinished), lease_seconds=LEASE_SECONDS)
-        if not claimed:  # held by live workers, or a lease not yet expired: wait for news
-            await journal.wait_finished(unfinished[0].task_id or "", LEASE_SECONDS)
-            continue
-        handles = []
-        for entry in claimed:
-            assert entry.task_id is not None
-            held.add(entry.task_id)
-            report["taken_over"].append(entry.task_id)
-            handles.append(client.track(entry.task_id, route="feed"))
-        await asyncio.gather(*handles)
-        held.difference_update(h.task_id for h in handles)
-
-
-async def _renew(journal: PostgresJournal, held: set[str]) -> None:
-    while True:
-        await asyncio.sleep(RENEW_EVERY_SECONDS)
-        if held:
-            await journal.renew_polls(list(held), lease_seconds=LEASE_SECONDS)
 
 
 def main() -> None:
@@ -114,9 +119,11 @@ def main() -> None:
     parser.add_argument("db")
     parser.add_argument("base_url")
     parser.add_argument("prompts", nargs="+")
+    parser.add_argument("--name", default=str(os.getpid()))
     parser.add_argument("--kill-after", type=int, default=None)
-    args = parser.parse_args()
-    asyncio.run(run(args.db, args.base_url, args.prompts, args.kill_after))
+    parser.add_argument("--callback-url", default=None)
+    parser.add_argument("--lease", type=float, default=1.0, help="poll lease, seconds")
+    asyncio.run(run(parser.parse_args()))
 
 
 if __name__ == "__main__":

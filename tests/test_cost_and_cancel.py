@@ -286,6 +286,39 @@ def test_batch_type_aliases_of_the_audio_routes(type_name: str, cls: type) -> No
     assert isinstance(item.request, cls)
 
 
+@pytest.mark.parametrize("type_name", ["text_to_speech", "sound_effect", "RunwayImageToVideo"])
+def test_batch_lines_may_say_prompt_for_prompt_text(type_name: str) -> None:
+    from cometrunway.cli._inputs import make_item
+
+    fields: dict[str, Any] = {"type": type_name, "prompt": "Hello there."}
+    if type_name == "RunwayImageToVideo":
+        fields["prompt_image"] = "https://example.com/a.png"
+    item = make_item(1, fields)
+    assert item.request.prompt_text == "Hello there."
+
+
+def test_both_prompt_and_prompt_text_on_one_line_is_refused() -> None:
+    from cometrunway.cli._inputs import InputError, make_item
+
+    with pytest.raises(InputError, match="given twice"):
+        make_item(1, {"type": "text_to_speech", "prompt": "a", "prompt_text": "b"})
+
+
+def test_batch_video_settings_leave_audio_lines_their_own_model() -> None:
+    from cometrunway.cli._inputs import make_item
+
+    defaults = {"model": "gen4_turbo", "ratio": "1280:720", "seconds": 10}
+    speech = make_item(1, {"type": "text_to_speech", "prompt": "Hi."}, defaults=defaults)
+    assert isinstance(speech.request, RunwayTextToSpeech)
+    assert speech.request.model == RunwayTextToSpeech("x").model
+    named = make_item(
+        2, {"type": "sound_effect", "prompt": "Rain.", "model": "m2"}, defaults=defaults
+    )
+    assert named.request.model == "m2"
+    video = make_item(3, {"prompt": "a fox"}, defaults=defaults)
+    assert video.request.model == "gen4_turbo"
+
+
 def test_credits_line_says_unknown_when_the_server_says_nothing() -> None:
     from cometrunway.cli._credits import credits_line
 

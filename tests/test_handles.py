@@ -128,3 +128,16 @@ async def test_handles_work_with_asyncio_helpers() -> None:
     failed._fail(TaskNotFound("gone", task_id="t3"))
     results = await asyncio.gather(failed, finished, return_exceptions=True)
     assert isinstance(results[0], TaskNotFound) and results[1] is DONE
+
+
+def test_the_create_estimate_stays_on_snapshots_that_do_not_repeat_it() -> None:
+    """Runway's create answer carries ``estimatedCost`` (wire §8.2); later polls may not: the
+    finished snapshot (and so the ``TaskFinished`` event) still says what was estimated."""
+    handle = TaskHandle("t-1", poll_route="tasks")
+    handle._note_estimate(4.0)
+    handle._update(Task("t-1", TaskStatus.RUNNING, 0.5, raw_status="RUNNING"))
+    assert handle.task is not None and handle.task.estimated_cost == 4.0
+    handle._update(Task("t-1", TaskStatus.RUNNING, 0.7, raw_status="RUNNING", estimated_cost=5.0))
+    assert handle.task.estimated_cost == 5.0  # the server's newer word wins
+    handle._resolve(Task("t-1", TaskStatus.SUCCEEDED, 1.0, ("https://cdn.example/a.mp3",)))
+    assert handle.task.estimated_cost == 5.0

@@ -824,7 +824,7 @@ async def test_migration_hook_upgrades_an_older_file_in_place(
         await put_in_state(j, "k", S.SUBMITTED)
 
     def add_column(conn: sqlite3.Connection) -> None:
-        conn.execute("ALTER TABLE entries ADD COLUMN cost REAL")
+        conn.execute("ALTER TABLE entries ADD COLUMN note TEXT")
 
     monkeypatch.setattr(schema_module, "MIGRATIONS", (*schema_module.MIGRATIONS, add_column))
     monkeypatch.setattr(schema_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
@@ -835,7 +835,7 @@ async def test_migration_hook_upgrades_an_older_file_in_place(
         assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION + 1,)
         meta = dict(conn.execute("SELECT name, value FROM meta"))
         assert meta["schema_version"] == str(SCHEMA_VERSION + 1)
-        assert conn.execute("SELECT cost FROM entries").fetchall() == [(None,)]
+        assert conn.execute("SELECT note FROM entries").fetchall() == [(None,)]
     finally:
         conn.close()
 

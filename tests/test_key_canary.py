@@ -3,87 +3,25 @@ server can open, and must appear in no exception's ``str``/``repr``/traceback (c
 included), no log record at DEBUG, no byte of the journal and nothing the CLI prints.
 
 Answers come from ``HostileServer`` (raw bytes below aiohttp's parser), so the client meets
-malformed HTTP as well as well-formed answers that echo the key back.
+malformed HTTP as well as well-formed answers that echo the key back. Creates and the CLI
+here; polls, cancels, settles and resumes in ``test_key_canary_paths.py``; downloads and
+callbacks in ``test_key_canary_outputs.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import subprocess
 import sys
-import traceback
 from pathlib import Path
 
 import pytest
-from hostile import HostileServer, Received, Script, http_answer
+from canary import CANARY, SCRIPTS, assert_no_secret, journal_bytes
+from hostile import HostileServer
 from support import FAST_POLL, FAST_RETRY
 
 from cometrunway import Client, TextToVideo
-
-CANARY = "sk-CANARY-7f3e9a1c5b2d4e6f8a0b"
-
-
-def echo_authorization(status: int) -> Script:
-    """A server that quotes the caller's Authorization header back in its error body."""
-
-    def script(request: Received) -> bytes:
-        auth = request.header("authorization") or ""
-        body = json.dumps({"code": status, "message": f"invalid token {auth}", "key": auth})
-        return http_answer(f"HTTP/1.1 {status} Error", {}, body.encode())
-
-    return script
-
-
-def raw(answer: bytes) -> Script:
-    return lambda _request: answer
-
-
-SCRIPTS: dict[str, Script] = {
-    "bad status line": raw(b"HTTP/1.1 abc OK\r\n\r\n"),
-    "header over 8 KiB": raw(
-        http_answer("HTTP/1.1 200 OK", {"X-Big": "a" * 9000}, b'{"task_id": "t"}')
-    ),
-    "garbage": raw(b"\x00\xff\xfe not http at all\r\n\r\n"),
-    "body cut short": raw(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"task_'),
-    "dropped": lambda _request: None,
-    "key echoed in a 401": echo_authorization(401),
-    "key echoed in a 400": echo_authorization(400),
-    "key echoed in a 500": echo_authorization(500),
-    "key echoed in a 200 error": echo_authorization(200),
-    "key echoed in a header": lambda request: http_answer(
-        "HTTP/1.1 502 Bad Gateway",
-        {"X-Echo": request.header("authorization") or ""},
-        b"<html>bad gateway</html>",
-    ),
-}
-
-
-def rendered(exc: BaseException) -> str:
-    """Everything a user could see of an exception: str, repr and the full traceback with
-    its chained causes and contexts."""
-    parts = [str(exc), repr(exc), "".join(traceback.format_exception(exc))]
-    seen: set[int] = set()
-    todo: list[BaseException] = [exc]
-    while todo:
-        current = todo.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        parts += [str(current), repr(current), repr(getattr(current, "args", ()))]
-        parts += (
-            [repr(value) for value in vars(current).values()]
-            if hasattr(current, "__dict__")
-            else []
-        )
-        todo += [e for e in (current.__cause__, current.__context__) if e is not None]
-        todo += list(getattr(current, "exceptions", ()))
-    return "\n".join(parts)
-
-
-def journal_bytes(folder: Path) -> bytes:
-    return b"".join(path.read_bytes() for path in sorted(folder.glob("journal.sqlite*")))
 
 
 @pytest.mark.parametrize("name", list(SCRIPTS))
@@ -111,14 +49,7 @@ async def test_no_create_error_path_leaks_the_key(
             errors.append(exc)
     assert server.received, "the request never reached the hostile server"
     assert server.received[0].header("authorization") == f"Bearer {CANARY}"
-    for error in errors:
-        assert CANARY not in rendered(error), name
-    for record in caplog.records:
-        text = record.getMessage()
-        if record.exc_info and record.exc_info[1] is not None:
-            text += rendered(record.exc_info[1])
-        assert CANARY not in text, (name, record.name)
-    assert CANARY.encode() not in journal_bytes(tmp_path), name
+    assert_no_secret(name, errors, caplog.records, tmp_path)
 
 
 @pytest.mark.parametrize("name", ["bad status line", "key echoed in a 401", "key echoed in a 500"])

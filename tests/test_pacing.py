@@ -23,7 +23,6 @@ from cometrunway._pacing import (
     jittered,
     next_poll_delay,
     not_found_delay,
-    retry_delay,
 )
 
 POLICY = PollPolicy(initial_delay=5, interval=5, max_interval=30, jitter=0)
@@ -102,9 +101,26 @@ def test_first_poll_waits_for_the_fast_tasks() -> None:
     assert first_poll_delay(POLICY, 1) == POLICY.initial_delay
 
 
-def test_error_waits_double_and_honour_retry_after() -> None:
-    assert [retry_delay(POLICY, n) for n in (1, 2, 3, 4, 5)] == [5, 10, 20, 30, 30]
-    assert retry_delay(POLICY, 1, retry_after=12) == 12
+def test_error_waits_double_and_honour_a_capped_retry_after() -> None:
+    """Failed polls wait as RetryPolicy's generator says: doubling from ``interval`` to
+    ``max_interval``; a ``retry_after`` is a floor up to the cap."""
+
+    class Limited(Exception):
+        retry_after = 12.0
+
+    waits = POLICY.error_backoff().waits(max_retry_after=120)
+    next(waits)
+    assert [waits.send(OSError()) for _ in range(5)] == [5, 10, 20, 30, 30]
+    fresh = POLICY.error_backoff().waits(max_retry_after=120)
+    next(fresh)
+    assert fresh.send(Limited()) == 12
+    capped = POLICY.error_backoff().waits(max_retry_after=8)
+    next(capped)
+    Limited.retry_after = 10**9
+    assert capped.send(Limited()) == 8
+
+
+def test_not_found_waits_start_short() -> None:
     assert [not_found_delay(POLICY, n) for n in (1, 2, 3, 4)] == [1, 2, 4, 5]
 
 

@@ -7,6 +7,7 @@ and time to a ``Task`` or an error), and the clock only moves when the poller sl
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from cometrunway.errors import (
     AuthenticationError,
     CometRunwayError,
+    RateLimitError,
     ServerError,
     TaskFailed,
     TaskNotFound,
@@ -46,7 +48,8 @@ class FakeTasks:
         self.clock = clock
         self.spans: dict[str, tuple[float, float]] = {}
         self.outcome: dict[str, TaskStatus] = {}
-        self.errors: dict[str, list[Exception]] = {}
+        # Scripted answers before the normal ones: an error to raise, or None for a normal one.
+        self.errors: dict[str, list[Exception | None]] = {}
         self.polls: dict[str, list[float]] = {}
         self.progress = True
 
@@ -61,7 +64,9 @@ class FakeTasks:
         self.polls.setdefault(task_id, []).append(now)
         queued = self.errors.get(task_id)
         if queued:
-            raise queued.pop(0)
+            error = queued.pop(0)
+            if error is not None:
+                raise error
         start, end = self.spans[task_id]
         if now >= end:
             status = self.outcome[task_id]
@@ -206,6 +211,49 @@ async def test_transient_errors_keep_the_task_pending() -> None:
     await run_until(poller, [h])
     assert (await h).status is TaskStatus.SUCCEEDED
     assert poller.statistics().poll_errors == 3
+
+
+async def test_error_waits_double_and_start_again_after_a_good_answer() -> None:
+    """Failed polls wait as ``PollPolicy.error_backoff()``'s generator says (5, 10, 20 s
+    here); a good answer ends the series, so the next failure waits 5 s again."""
+    clock, tasks, poller = make()
+    tasks.add("a", 0, 1000)
+    down = ServerError("bad gateway", status=502)
+    tasks.errors["a"] = [down, down, down, None, down, down]
+    h = poller.track(handle("a"), submitted_at=0)
+    runner = asyncio.ensure_future(poller.run())
+    try:
+        async with asyncio.timeout(5):
+            while len(tasks.polls.get("a", [])) < 7:
+                await asyncio.sleep(0)
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+    times = tasks.polls["a"]
+    gaps = [round(b - a, 6) for a, b in itertools.pairwise(times)]
+    assert gaps[:3] == [5, 10, 20]
+    assert gaps[4:6] == [5, 10]
+    assert not h.done()
+
+
+async def test_a_huge_retry_after_on_a_poll_waits_only_the_cap() -> None:
+    clock = VirtualClock()
+    tasks = FakeTasks(clock)
+    poller = Poller(
+        tasks,
+        PollPolicy(initial_delay=5, interval=5, max_interval=30, jitter=0),
+        clock=clock,
+        sleep=clock.sleep,
+        rng=random.Random(7),
+        max_retry_after=90,
+    )
+    tasks.add("a", 0, 20)
+    tasks.errors["a"] = [RateLimitError("slow down", status=429, retry_after=999_999_999)]
+    h = poller.track(handle("a"), submitted_at=0)
+    await run_until(poller, [h])
+    assert (await h).status is TaskStatus.SUCCEEDED
+    first, second = tasks.polls["a"][:2]
+    assert second - first == 90
 
 
 @pytest.mark.parametrize(("visible_after", "fails"), [(30.0, False), (10_000.0, True)])

@@ -18,10 +18,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+import attrs
 import pytest
 from headless_chromium import WINDOW, HeadlessChromium, find_chromium
 
-from cometrunway import AmbiguousSubmitError, APIError, Client, PollPolicy, TaskFailed, TextToVideo
+from cometrunway import (
+    AmbiguousSubmitError,
+    APIError,
+    Client,
+    PollPolicy,
+    RunwayTextToSpeech,
+    TaskFailed,
+    TextToVideo,
+)
 from cometrunway.cli import main
 from cometrunway.cli._report import cards_for, read_entries, render_report, write_report
 from cometrunway.journal import EntryState, JournalEntry
@@ -160,6 +169,46 @@ async def test_page_paths_are_relative_to_where_the_page_is(tmp_path: Path) -> N
         assert source.startswith("../out/")
         assert (page_path.parent / unquote(source)).is_file()
     assert len(await read_entries(str(journal))) == 5
+
+
+# ---------------------------------------------------------------- credits
+
+
+def test_cards_show_credits_spent_else_estimated_else_unknown_and_a_total() -> None:
+    spent = attrs.evolve(entry("spent", outputs=()), cost=25.0, estimated_cost=20.0)
+    estimated = attrs.evolve(entry("estimated", outputs=()), state=EntryState.SUBMITTED)
+    estimated = attrs.evolve(estimated, status="RUNNING", estimated_cost=10.0)
+    silent = entry("silent", outputs=())
+    unsent = attrs.evolve(entry("unsent", outputs=()), state=EntryState.QUEUED, task_id=None)
+    cards = cards_for(
+        [spent, estimated, silent, unsent], journal="j.sqlite", downloads=None, page_dir=Path()
+    )
+    assert [card.credits for card in cards] == ["25 spent", "estimated 10", "unknown", None]
+    page = render_report(cards, journal="j.sqlite", generated=datetime.now(UTC))
+    assert page.count("<dt>credits</dt>") == 3  # a request never sent has no task to pay for
+    assert '<dt>credits</dt><dd><span class="credits">estimated 10</span></dd>' in page
+    assert "credits: 25 spent (estimated 30); unknown for 2 tasks" in page
+
+
+def test_a_page_without_tasks_says_no_credits_were_spent() -> None:
+    unsent = attrs.evolve(entry("unsent", outputs=()), state=EntryState.QUEUED, task_id=None)
+    cards = cards_for([unsent], journal="j.sqlite", downloads=None, page_dir=Path())
+    page = render_report(cards, journal="j.sqlite", generated=datetime.now(UTC))
+    assert "credits: none (no task was created)" in page
+
+
+async def test_the_credits_a_batch_journaled_reach_its_page(tmp_path: Path) -> None:
+    journal = tmp_path / "run.journal.sqlite"
+    async with FakeCometAPI(lifecycle=Lifecycle.by_polls(1, 1)) as fake:
+        async with Client("key", base_url=fake.url, poll=FAST, journal=journal) as client:
+            tasks = [await (await client.submit(RunwayTextToSpeech(t))) for t in ("Hi.", "Bye.")]
+    spent = [task.cost for task in tasks if task.cost is not None]
+    assert len(spent) == len(tasks)
+    await write_report(str(journal), tmp_path / "page.html", downloads=None)
+    page = (tmp_path / "page.html").read_text(encoding="utf-8")
+    shown = re.findall(r'<span class="credits">([^<]*)</span>', page)
+    assert shown == [f"{cost:g} spent" for cost in spent]
+    assert f"credits: {sum(spent):g} spent (estimated {sum(spent):g})" in page
 
 
 # ---------------------------------------------------------------- in a real browser

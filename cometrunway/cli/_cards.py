@@ -1,5 +1,5 @@
 """What the report page shows of each journal row (a ``Card``): its status group, title,
-lengths, saved files and settle commands, all still unescaped."""
+lengths, credits, saved files and settle commands, all still unescaped."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from attrs import frozen
+
+from ._credits import credit_text
 
 if TYPE_CHECKING:
     from ..journal import JournalEntry
@@ -53,6 +55,16 @@ class Card:
     output_kind: str | None  # "video" | "audio" | "image"
     poster: str | None  # relative URL of the saved poster (or last frame)
     settle: tuple[str, ...]
+    # Credits as the journal kept them (wire §8.2); only a row with a task has any to show.
+    cost: float | None = None
+    estimated_cost: float | None = None
+
+    @property
+    def credits(self) -> str | None:
+        """``25 spent``, else ``estimated 25``, else ``unknown``; None without a task."""
+        if self.task_id is None:
+            return None
+        return credit_text(self.cost, self.estimated_cost)
 
 
 def _body(entry: JournalEntry) -> Mapping[str, Any]:
@@ -172,4 +184,6 @@ def card_for(entry: JournalEntry, *, journal: str, downloads: Path | None, page_
         output_kind=kind,
         poster=poster,
         settle=settle,
+        cost=entry.cost,
+        estimated_cost=entry.estimated_cost,
     )

@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from ._cards import GROUPS, Card
+from ._credits import credits_line, credits_of
 
 
 def _e(text: object) -> str:
@@ -44,6 +45,8 @@ def _card_html(card: Card) -> str:
     facts.append(("length", f'{_e(length)}<span class="played"></span>'))
     if card.took_seconds is not None:
         facts.append(("took", _e(_seconds_text(card.took_seconds))))
+    if card.credits is not None:
+        facts.append(("credits", f'<span class="credits">{_e(card.credits)}</span>'))
     facts.append(("key", f"<code>{_e(card.key[:16])}</code>"))
     rows = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in facts)
     parts = [
@@ -89,6 +92,9 @@ def render_report(cards: Sequence[Card], *, journal: str, generated: datetime) -
         if counts[group]
     ]
     summary = ", ".join(f"{counts[g]} {label.lower()}" for g, label in GROUPS.items() if counts[g])
+    # The same total a batch's end summary prints, from the figures the journal kept.
+    tasks = [(card.cost, card.estimated_cost) for card in cards if card.task_id is not None]
+    total = credits_line(credits_of(tasks)) or "credits: none (no task was created)"
     return "\n".join(
         [
             "<!DOCTYPE html>",
@@ -100,6 +106,7 @@ def render_report(cards: Sequence[Card], *, journal: str, generated: datetime) -
             f"<h1>Batch report: {len(cards)} request{'s' if len(cards) != 1 else ''}</h1>",
             f'<p class="meta">journal <code>{_e(journal)}</code> · {_e(summary or "empty")}'
             f" · written {_e(generated.strftime('%Y-%m-%d %H:%M UTC'))}</p>",
+            f'<p class="meta total">{_e(total)}</p>',
             f'<nav class="filters">{"</button>".join(buttons)}</button></nav>',
             '<main class="cards">',
             *(_card_html(card) for card in cards),

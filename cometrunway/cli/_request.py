@@ -61,6 +61,12 @@ _MODELS: dict[str, type] = {_norm(cls.__name__): cls for cls in REQUEST_TYPES}
 _MODELS.update(texttospeech=RunwayTextToSpeech, soundeffect=RunwaySoundEffect)
 _MODEL_NAMES = ", ".join(cls.__name__ for cls in REQUEST_TYPES) + ", text_to_speech, sound_effect"
 _META_FIELDS = ("type", "key", "label")
+# The command line's --model/--ratio/--style/--seconds describe a video; an audio line keeps
+# its own model (a video model id would be refused by the audio route).
+_AUDIO_TYPES: tuple[type, ...] = (RunwayTextToSpeech, RunwaySoundEffect)
+# "prompt" is the word every line may use: where a request calls it "prompt_text" (the
+# official-format routes), it means that.
+_PROMPT_ALIASES = {"prompt": "prompt_text"}
 _EXAMPLES: dict[type, str] = {
     TextToVideo: '{"prompt": "a red fox running through fresh snow"}',
     ImageToVideo: '{"prompt": "the fox turns its head", "image": "https://example.com/fox.jpg"}',
@@ -181,7 +187,9 @@ def build_request(
 ) -> tuple[Request, str | None, str | None]:
     """``(request, key, label)`` from one input record; raises ``InputError``.
 
-    ``defaults`` fill fields the record leaves out, where the chosen model has them.
+    ``defaults`` (the command line's video settings) fill fields the record leaves out,
+    where the chosen model has them; audio requests keep their own defaults. ``prompt`` is
+    accepted for ``prompt_text``.
     """
     cls = _model_for(fields)
     key, label = _text_or_none(fields, "key"), _text_or_none(fields, "label")
@@ -191,6 +199,8 @@ def build_request(
         if name in _META_FIELDS:
             continue
         target = name if name in names else _snake(name)
+        if target not in names and _PROMPT_ALIASES.get(target) in names:
+            target = _PROMPT_ALIASES[target]
         if target not in names:
             raise _unknown_field(name, cls, names)
         if target in kwargs:
@@ -202,7 +212,7 @@ def build_request(
             raise
         except (ValueError, TypeError) as exc:  # a nested model refused a value
             raise InputError(str(exc)) from None
-    for name, value in (defaults or {}).items():
+    for name, value in (defaults or {}).items() if cls not in _AUDIO_TYPES else ():
         if name in names and name not in kwargs and value is not None:
             kwargs[name] = value
     missing = [

@@ -13,6 +13,8 @@ the row follows the request through its states (the transition table and its dia
   own thread and group commit), :mod:`._schema` (file checks, migrations, error causes) and
   :mod:`._statements` (the SQL of each operation);
 * :mod:`._settle` — settling many ambiguous rows at once, by explicit choice;
+* :mod:`._credits` — passing credits to a store that takes them (a store written before
+  ``record_status`` had ``estimated_cost``/``cost`` keeps working);
 * :mod:`._postgres` — :class:`PostgresJournal`, one database for many workers (poll leases,
   wake-ups through LISTEN/NOTIFY), with :mod:`._pg_schema` and :mod:`._pg_notify`.
 
@@ -32,7 +34,15 @@ from ..errors import JournalError
 from ._keys import Filing, find_conflicts
 from ._pg_notify import RowChange
 from ._postgres import PostgresJournal
-from ._rows import POLL_ROUTES, EntryState, Journal, JournalAdmin, JournalEntry, Outcome
+from ._rows import (
+    POLL_ROUTES,
+    CancelRecorder,
+    EntryState,
+    Journal,
+    JournalAdmin,
+    JournalEntry,
+    Outcome,
+)
 from ._schema import APPLICATION_ID, SCHEMA_VERSION
 from ._settle import SettleReport, settle_all, settle_journal
 from ._sqlite import SQLiteJournal
@@ -45,6 +55,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "TRANSITIONS",
     "Action",
+    "CancelRecorder",
     "EntryState",
     "Filing",
     "Journal",

@@ -17,7 +17,7 @@ from . import _pg_schema as q
 from ._pg_notify import Announcements
 from ._rows import EntryState, JournalEntry
 from ._statements import Statements
-from ._transitions import TRANSITIONS, Action, refusal
+from ._transitions import FOLLOWABLE, TRANSITIONS, Action, refusal
 
 if TYPE_CHECKING:
     import psycopg
@@ -224,7 +224,7 @@ class PostgresBase:
         return found[0] if found else None
 
     async def unfinished(self) -> list[JournalEntry]:
-        return await self._select("WHERE state = 'submitted' ORDER BY submitted_at, seq")
+        return await self._select(f"WHERE {FOLLOWABLE} ORDER BY submitted_at, seq")
 
     async def ambiguous(self, *, include_in_flight: bool = False) -> list[JournalEntry]:
         """AMBIGUOUS rows, and SENDING rows whose sender's session is gone (a crash).

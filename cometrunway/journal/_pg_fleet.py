@@ -38,16 +38,25 @@ class PostgresFleet(PostgresBase):
     # -- poll leases: one poller per task across the fleet
 
     async def claim_polls(
-        self, limit: int, *, lease_seconds: float = DEFAULT_LEASE_SECONDS
+        self, limit: int, *, lease_seconds: float = DEFAULT_LEASE_SECONDS, min_age: float = 0.0
     ) -> list[JournalEntry]:
         """Lease up to ``limit`` SUBMITTED tasks nobody polls (or whose lease expired).
 
         The leases are this instance's for ``lease_seconds`` (server time): poll those
         tasks, :meth:`renew_polls` well before expiry, :meth:`release_polls` when done. A
         worker that dies stops renewing, and another one's next claim takes its tasks over.
+        A task never leased is claimed only once it was submitted ``min_age`` seconds ago
+        (by the journal's clock): until then its creator is about to lease it.
         """
         _check_lease(limit, lease_seconds)
-        params = {"limit": limit, "owner": self.instance_id, "lease": lease_seconds}
+        if not min_age >= 0:
+            raise ValueError(f"min_age must be ≥ 0 seconds, got {min_age}")
+        params = {
+            "limit": limit,
+            "owner": self.instance_id,
+            "lease": lease_seconds,
+            "unleased_before": self._clock() - min_age,
+        }
         return [self._sql.entry(row) for row in await self._fetch(q.CLAIM_POLLS, params)]
 
     async def renew_polls(
@@ -64,6 +73,11 @@ class PostgresFleet(PostgresBase):
     async def release_polls(self, task_ids: Iterable[str]) -> None:
         """Give up this instance's leases on ``task_ids`` (others may claim them at once)."""
         await self._fetch(q.RELEASE_POLLS, {"task_ids": list(task_ids), "owner": self.instance_id})
+
+    async def wake_polls(self, task_ids: Iterable[str]) -> None:
+        """Ask whoever polls these tasks to poll them now (a :class:`RowChange` whose state
+        is ``"wake"``); unfinished journaled tasks only, others are ignored."""
+        await self._fetch(q.WAKE_POLLS, {"task_ids": list(task_ids)})
 
     async def leases(self) -> dict[str, str]:
         """Unexpired leases of unfinished tasks: task id → the holder's instance id."""

@@ -30,7 +30,8 @@ log: logging.Logger = logging.getLogger("cometrunway.journal")
 
 @attrs.frozen
 class RowChange:
-    """One committed change of a journal row, as any worker sees it."""
+    """One committed change of a journal row, as any worker sees it; or, with ``state``
+    ``"wake"`` (``PostgresJournal.wake_polls``), a request to poll ``task_id`` now."""
 
     key: str
     task_id: str | None

@@ -17,9 +17,10 @@ import re
 import urllib.parse
 from typing import Final
 
+from ._statements import REOPEN_SETS
 from ._transitions import Action, guard
 
-__all__ = ["CHANNEL", "MIGRATIONS", "PG_SCHEMA_VERSION", "redact"]
+__all__ = ["CHANNEL", "MIGRATIONS", "PG_SCHEMA_VERSION", "WAKE_STATE", "redact"]
 
 #: The LISTEN/NOTIFY channel every journal change is announced on.
 CHANNEL: Final = "cometrunway_journal"
@@ -28,6 +29,9 @@ MIGRATION_LOCK: Final = 0x436D527750470001
 #: Prefix of the ``application_name`` of each journal's session connection: a row marked
 #: SENDING by an instance whose session is still connected is in flight, not ambiguous.
 INSTANCE_PREFIX: Final = "cometrunway-"
+#: The ``state`` of a notification that asks the lease holder to poll a task now; no row is
+#: ever in this state.
+WAKE_STATE: Final = "wake"
 
 _V1: Final = """
 CREATE TABLE cometrunway_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -57,14 +61,24 @@ CREATE INDEX cometrunway_entries_pollable
     ON cometrunway_entries (submitted_at, seq) WHERE state = 'submitted';
 """
 
+# Credits as the server said them (wire §8.2) and when a cancel was asked for; NULL in the
+# rows already there ("the server did not say" / "never asked").
+_V2: Final = """
+ALTER TABLE cometrunway_entries
+    ADD COLUMN estimated_cost      DOUBLE PRECISION,
+    ADD COLUMN cost                DOUBLE PRECISION,
+    ADD COLUMN cancel_requested_at DOUBLE PRECISION;
+"""
+
 #: ``MIGRATIONS[v]`` upgrades a database from schema version ``v`` to ``v + 1``.
-MIGRATIONS: Final[tuple[str, ...]] = (_V1,)
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2)
 #: The schema version this cometrunway writes.
 PG_SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 COLUMNS: Final = (
     "key, request_type, path, body, poll_route, state, task_id, status, progress, outputs, "
-    "error, error_code, created_at, updated_at, submitted_at, label"
+    "error, error_code, created_at, updated_at, submitted_at, label, estimated_cost, cost, "
+    "cancel_requested_at"
 )
 SELECT: Final = f"SELECT {COLUMNS} FROM cometrunway_entries"
 
@@ -105,8 +119,12 @@ SET_TASK: Final = {
     for action in (Action.SUBMITTED, Action.ATTACH)
 }
 
-# Same rules as SQLite's: a DONE row takes only another terminal report; non-empty outputs
-# are never replaced by empty ones; identical repeats change (and announce) nothing.
+# Same rules as SQLite's: a DONE row takes only another terminal report, except that a
+# NOT_FOUND one is reopened by any status; non-empty outputs are never replaced by empty ones,
+# nor credits by NULL; identical repeats change (and announce) nothing. Credits are cast: a
+# NULL parameter alone has no type the server could infer.
+_EST: Final = "%(estimated_cost)s::double precision"
+_COST: Final = "%(cost)s::double precision"
 RECORD_STATUS: Final = f"""
 WITH changed AS (
 UPDATE cometrunway_entries SET
@@ -115,18 +133,36 @@ UPDATE cometrunway_entries SET
     outputs = CASE WHEN %(outputs)s = '[]' THEN outputs ELSE %(outputs)s END,
     error = %(error)s,
     error_code = %(error_code)s,
+    estimated_cost = COALESCE({_EST}, estimated_cost),
+    cost = COALESCE({_COST}, cost),
     state = %(state)s,
     updated_at = %(now)s
 WHERE task_id = %(task_id)s
-  AND ({guard(Action.PROGRESS)} OR (%(terminal)s AND {guard(Action.FINISH)}))
+  AND ({guard(Action.PROGRESS)}
+       OR (NOT %(terminal)s AND {guard(Action.REOPEN)})
+       OR (%(terminal)s AND {guard(Action.FINISH)}))
   AND (state IS DISTINCT FROM %(state)s
        OR status IS DISTINCT FROM %(status)s
        OR progress IS DISTINCT FROM %(progress)s
        OR (%(outputs)s != '[]' AND outputs IS DISTINCT FROM %(outputs)s)
        OR error IS DISTINCT FROM %(error)s
-       OR error_code IS DISTINCT FROM %(error_code)s)
+       OR error_code IS DISTINCT FROM %(error_code)s
+       OR ({_EST} IS NOT NULL AND estimated_cost IS DISTINCT FROM {_EST})
+       OR ({_COST} IS NOT NULL AND cost IS DISTINCT FROM {_COST}))
 RETURNING *) {_NOTIFY_ROW}
 """
+
+# The first request is the one kept: when the user asked, not how often. Not a change of
+# state, so nothing is announced.
+RECORD_CANCEL: Final = (
+    "UPDATE cometrunway_entries SET cancel_requested_at = %(now)s "
+    "WHERE task_id = %(task_id)s AND cancel_requested_at IS NULL"
+)
+# track() of an id whose row ended NOT_FOUND: SUBMITTED again, status unknown until a poll.
+REOPEN: Final = (
+    f"WITH changed AS (UPDATE cometrunway_entries SET {REOPEN_SETS}, updated_at = %(now)s "
+    f"WHERE task_id = %(task_id)s AND {guard(Action.REOPEN)} RETURNING *) {_NOTIFY_ROW}"
+)
 
 TRACK: Final = (
     "INSERT INTO cometrunway_entries (key, request_type, path, body, poll_route, state, "
@@ -156,6 +192,7 @@ WITH picked AS (
     SELECT seq FROM cometrunway_entries
     WHERE state = 'submitted'
       AND (lease_until IS NULL OR lease_until < clock_timestamp())
+      AND (lease_until IS NOT NULL OR submitted_at <= %(unleased_before)s)
     ORDER BY submitted_at, seq
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -176,6 +213,13 @@ RENEW_POLLS: Final = (
 RELEASE_POLLS: Final = (
     "UPDATE cometrunway_entries SET lease_owner = NULL, lease_until = NULL "
     "WHERE task_id = ANY(%(task_ids)s) AND lease_owner = %(owner)s"
+)
+# A request, not a change: "poll this task now" (a callback reached a worker that does not
+# poll it). Announced only for unfinished journaled tasks, so an unknown id costs no wake-up.
+WAKE_POLLS: Final = (
+    f"SELECT pg_notify('{CHANNEL}', json_build_object('key', key, 'task_id', task_id, "
+    f"'state', '{WAKE_STATE}', 'status', status)::text) FROM cometrunway_entries "
+    "WHERE task_id = ANY(%(task_ids)s) AND state = 'submitted'"
 )
 LEASES: Final = (
     "SELECT task_id, lease_owner FROM cometrunway_entries "

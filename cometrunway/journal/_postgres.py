@@ -182,7 +182,8 @@ class PostgresJournal(PostgresFleet):
                 owner = await (
                     await conn.execute(
                         "SELECT key, request_type, state, status, progress, outputs, error, "
-                        "error_code, submitted_at, label FROM cometrunway_entries "
+                        "error_code, submitted_at, label, estimated_cost, cost, "
+                        "cancel_requested_at FROM cometrunway_entries "
                         "WHERE task_id = %s FOR UPDATE",
                         (task_id,),
                     )
@@ -210,6 +211,7 @@ class PostgresJournal(PostgresFleet):
                     "UPDATE cometrunway_entries SET state = %s, task_id = %s, "
                     "submitted_at = %s, updated_at = %s, status = %s, progress = %s, "
                     "outputs = %s, error = %s, error_code = %s, label = COALESCE(label, %s), "
+                    "estimated_cost = %s, cost = %s, cancel_requested_at = %s, "
                     "sending_by = NULL WHERE key = %s",
                     (
                         owner[2],
@@ -218,6 +220,7 @@ class PostgresJournal(PostgresFleet):
                         self._clock(),
                         *owner[3:8],
                         owner[9],
+                        *owner[10:13],
                         key,
                     ),
                 )
@@ -234,8 +237,11 @@ class PostgresJournal(PostgresFleet):
         error: str | None,
         error_code: str | None,
         terminal: bool,
+        estimated_cost: float | None = None,
+        cost: float | None = None,
     ) -> None:
-        """Record a task's latest status (same rules as SQLite's), announced to every worker.
+        """Record a task's latest status and credits (same rules as SQLite's, a NOT_FOUND
+        row reopened by a status included), announced to every worker.
 
         Committed when this returns, without waiting for the server's disk flush
         (``synchronous_commit = off`` for this transaction, like SQLite's NORMAL): should the
@@ -251,19 +257,32 @@ class PostgresJournal(PostgresFleet):
             error=error,
             error_code=error_code,
             terminal=terminal,
+            estimated_cost=estimated_cost,
+            cost=cost,
         )
         params["now"] = self._clock()
         await self._fetch_unsynced(q.RECORD_STATUS, params)
 
+    async def record_cancel_request(self, task_id: str) -> None:
+        """Note when a cancel of ``task_id`` was first asked for (an unknown id is ignored);
+        committed without waiting for the server's disk flush, like a status."""
+        check_task_id(task_id)
+        await self._fetch_unsynced(q.RECORD_CANCEL, {"task_id": task_id, "now": self._clock()})
+
     async def track(
         self, task_id: str, *, poll_route: str, label: str | None = None
     ) -> JournalEntry:
-        """Follow a task created elsewhere; returns its row (an existing one if the id has one)."""
+        """Follow a task created elsewhere; returns its row (an existing one if the id has
+        one, reopened when it ended NOT_FOUND)."""
         check_route(poll_route)
         check_task_id(task_id)
         existing = await self.get_by_task(task_id)
         if existing is not None:
-            return existing
+            if not TRANSITIONS[Action.REOPEN].accepts(existing.state, existing.status):
+                return existing
+            await self._fetch(q.REOPEN, {"task_id": task_id, "now": self._clock()})
+            reopened = await self.get_by_task(task_id)
+            return reopened if reopened is not None else existing
         params = {
             "key": track_key(task_id),
             "task_id": task_id,

@@ -14,6 +14,7 @@ import attrs
 
 __all__ = [
     "POLL_ROUTES",
+    "CancelRecorder",
     "EntryState",
     "Journal",
     "JournalAdmin",
@@ -38,7 +39,8 @@ class EntryState(enum.StrEnum):
     REJECTED = "rejected"
     """The server refused the create (no task exists); ``error`` says why. Safe to retry."""
     DONE = "done"
-    """The task reached a terminal outcome (see :class:`Outcome` and ``status``)."""
+    """The task reached a terminal outcome (see :class:`Outcome` and ``status``); only a
+    NOT_FOUND one is reopened, by a later status of the task or by ``track()``."""
 
 
 class Outcome(enum.StrEnum):
@@ -48,7 +50,8 @@ class Outcome(enum.StrEnum):
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
     NOT_FOUND = "NOT_FOUND"
-    """The server kept answering ``task_not_exist`` past the grace window."""
+    """The server kept answering ``task_not_exist`` past the grace window. Not final:
+    ``resume()`` follows such a task again, and a status seen for it reopens the row."""
     LOST = "LOST"
     """Followed no further for another reason (see ``error``)."""
 
@@ -61,6 +64,11 @@ class JournalEntry:
     request can be sent again. A row made by :meth:`Journal.track` follows a task created
     elsewhere: its key is ``"task:{task_id}"`` and ``request_type``, ``path`` and ``body``
     are empty strings.
+
+    ``estimated_cost`` and ``cost`` are credits as the server said them (Runway's
+    ``estimatedCost`` from the create answer or a poll, and ``cost`` once the task ended;
+    wire §8.2); None when it never said. ``cancel_requested_at`` is when a cancel of the
+    task was first asked for (unix seconds), else None; the task's end is still ``status``.
     """
 
     key: str
@@ -79,6 +87,9 @@ class JournalEntry:
     updated_at: float
     submitted_at: float | None
     label: str | None = None
+    estimated_cost: float | None = None
+    cost: float | None = None
+    cancel_requested_at: float | None = None
 
     @property
     def outcome(self) -> Outcome | None:
@@ -145,8 +156,17 @@ class Journal(Protocol):
         error: str | None,
         error_code: str | None,
         terminal: bool,
+        estimated_cost: float | None = None,
+        cost: float | None = None,
     ) -> None:
-        """Record a task's latest status; a terminal one (an :class:`Outcome`) → DONE."""
+        """Record a task's latest status; a terminal one (an :class:`Outcome`) → DONE.
+
+        A non-terminal status reopens a DONE row whose outcome is NOT_FOUND (the server
+        knows the task after all); any other DONE row takes only another terminal report.
+        ``estimated_cost`` / ``cost`` are credits; None keeps what the row has. A store
+        written before these two keywords existed still works: the client passes them only
+        to a ``record_status`` that accepts them.
+        """
         ...
 
     async def attach_task(self, key: str, task_id: str) -> None:
@@ -160,13 +180,18 @@ class Journal(Protocol):
     async def track(
         self, task_id: str, *, poll_route: str, label: str | None = None
     ) -> JournalEntry:
-        """Follow a task created elsewhere: a SUBMITTED row keyed ``"task:{task_id}"``."""
+        """Follow a task created elsewhere: a SUBMITTED row keyed ``"task:{task_id}"``.
+
+        An id the journal has already comes back as its row; a row that ended NOT_FOUND is
+        reopened (SUBMITTED) first, since the caller means to follow it again.
+        """
         ...
 
     async def get(self, key: str) -> JournalEntry | None: ...
 
     async def unfinished(self) -> list[JournalEntry]:
-        """SUBMITTED rows (a task id, not yet DONE), oldest submission first."""
+        """The rows to follow, oldest submission first: SUBMITTED ones (a task id, not yet
+        DONE) and DONE ones whose outcome is NOT_FOUND (the server may know them now)."""
         ...
 
     async def ambiguous(self) -> list[JournalEntry]:
@@ -175,6 +200,17 @@ class Journal(Protocol):
 
     async def entries(self) -> list[JournalEntry]:
         """Every row, in insertion order."""
+        ...
+
+
+@runtime_checkable
+class CancelRecorder(Protocol):
+    """A store that records cancel requests (both stores here do; the client calls it when
+    a store has it, so a store without it keeps working)."""
+
+    async def record_cancel_request(self, task_id: str) -> None:
+        """Note that a cancel of ``task_id`` was asked for (the first time is kept); an id
+        without a row is ignored."""
         ...
 
 

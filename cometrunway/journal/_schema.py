@@ -91,9 +91,19 @@ def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    # Credits as the server said them (wire §8.2) and when a cancel was asked for. Added
+    # columns are NULL in the rows already there: "the server did not say" / "never asked".
+    for column in ("estimated_cost", "cost", "cancel_requested_at"):
+        conn.execute(f"ALTER TABLE entries ADD COLUMN {column} REAL")
+
+
 #: ``MIGRATIONS[v]`` upgrades a file from schema version ``v`` to ``v + 1``, inside the
 #: transaction that also bumps ``user_version``; a new schema appends a function here.
-MIGRATIONS: Final[tuple[Callable[[sqlite3.Connection], None], ...]] = (_migrate_0_to_1,)
+MIGRATIONS: Final[tuple[Callable[[sqlite3.Connection], None], ...]] = (
+    _migrate_0_to_1,
+    _migrate_1_to_2,
+)
 
 #: The schema version this cometrunway writes (``PRAGMA user_version``).
 SCHEMA_VERSION: Final = len(MIGRATIONS)
@@ -108,7 +118,8 @@ def _package_version() -> str:
 
 COLUMNS: Final = (
     "key, request_type, path, body, poll_route, state, task_id, status, progress, outputs, "
-    "error, error_code, created_at, updated_at, submitted_at, label"
+    "error, error_code, created_at, updated_at, submitted_at, label, estimated_cost, cost, "
+    "cancel_requested_at"
 )
 SELECT: Final = f"SELECT {COLUMNS} FROM entries"
 

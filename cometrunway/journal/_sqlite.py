@@ -28,7 +28,7 @@ from ._rows import EntryState, JournalEntry, check_route, check_task_id
 from ._schema import Connect, default_connect, open_file
 from ._statements import Statements
 from ._thread import ThreadedStore
-from ._transitions import Action
+from ._transitions import FOLLOWABLE, Action
 
 __all__ = ["SQLiteJournal"]
 
@@ -215,15 +215,19 @@ class SQLiteJournal(ThreadedStore):
         error: str | None,
         error_code: str | None,
         terminal: bool,
+        estimated_cost: float | None = None,
+        cost: float | None = None,
     ) -> None:
-        """Record a task's latest status, found by task id.
+        """Record a task's latest status, found by task id, with its credits when known.
 
         A terminal status (an :class:`Outcome`) moves the row to DONE and is committed when
         this returns. A non-terminal one is write-behind: it returns at once and is
         committed, in order, with the next batch (reads made afterwards see it). An unknown
         task id is ignored (the task may be followed without a row). A DONE row ignores
-        non-terminal updates (a stale poll must not reopen it), and non-empty outputs are
-        never replaced by empty ones. Identical repeats write nothing.
+        non-terminal updates (a stale poll must not reopen it) unless it ended NOT_FOUND
+        (then the server knows the task after all: the row is SUBMITTED again). Non-empty
+        outputs are never replaced by empty ones, nor credits by None. Identical repeats
+        write nothing.
         """
         worker = self._live_worker()
         params = self._sql.status_params(
@@ -234,6 +238,8 @@ class SQLiteJournal(ThreadedStore):
             error=error,
             error_code=error_code,
             terminal=terminal,
+            estimated_cost=estimated_cost,
+            cost=cost,
         )
 
         def op(conn: sqlite3.Connection) -> None:
@@ -247,10 +253,22 @@ class SQLiteJournal(ThreadedStore):
             self._enqueue_behind(op, durable=False)
         self._raise_deferred(worker)
 
+    async def record_cancel_request(self, task_id: str) -> None:
+        """Note when a cancel of ``task_id`` was first asked for (an unknown id is ignored).
+
+        Committed when this returns, without a disk sync of its own (like a terminal
+        status): it records what the user asked, and the task's end comes from the server.
+        """
+        check_task_id(task_id)
+        await self._call(
+            lambda conn: self._sql.record_cancel(conn, task_id), write=True, durable=False
+        )
+
     async def track(
         self, task_id: str, *, poll_route: str, label: str | None = None
     ) -> JournalEntry:
-        """Follow a task created elsewhere; returns its row (an existing one if the id has one)."""
+        """Follow a task created elsewhere; returns its row (an existing one if the id has
+        one, reopened when it ended NOT_FOUND)."""
         check_route(poll_route)
         check_task_id(task_id)
         return await self._call(
@@ -269,7 +287,7 @@ class SQLiteJournal(ThreadedStore):
         return await self._call(lambda conn: self._sql.select(conn, where, params), write=False)
 
     async def unfinished(self) -> list[JournalEntry]:
-        return await self._select("WHERE state = 'submitted' ORDER BY submitted_at, seq")
+        return await self._select(f"WHERE {FOLLOWABLE} ORDER BY submitted_at, seq")
 
     async def ambiguous(self, *, include_in_flight: bool = False) -> list[JournalEntry]:
         """AMBIGUOUS rows, and SENDING rows left by an earlier run (a crash mid-send).

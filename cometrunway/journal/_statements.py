@@ -10,6 +10,7 @@ its own savepoint), so a failing operation never undoes the others sharing its c
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from collections.abc import Callable
 from typing import Any, Final
@@ -22,9 +23,10 @@ from ._transitions import TRANSITIONS, Action, guard, refusal
 
 __all__ = ["Statements"]
 
-# A DONE row only takes another terminal report; identical repeats touch nothing, so a poller
-# that sees no change costs one index lookup. Named placeholders: numbered ones warn on
-# Python 3.12.0-3.12.3 (CPython gh-117995).
+# A DONE row only takes another terminal report, except that a NOT_FOUND one is reopened by
+# any status (the server knows the task after all); identical repeats touch nothing, so a
+# poller that sees no change costs one index lookup. Credits left out (None) keep the row's.
+# Named placeholders: numbered ones warn on Python 3.12.0-3.12.3 (CPython gh-117995).
 _RECORD_STATUS: Final = f"""
 UPDATE entries SET
     status = :status,
@@ -32,17 +34,37 @@ UPDATE entries SET
     outputs = CASE WHEN :outputs = '[]' THEN outputs ELSE :outputs END,
     error = :error,
     error_code = :error_code,
+    estimated_cost = COALESCE(:estimated_cost, estimated_cost),
+    cost = COALESCE(:cost, cost),
     state = :state,
     updated_at = :now
 WHERE task_id = :task_id
-  AND ({guard(Action.PROGRESS)} OR (:terminal AND {guard(Action.FINISH)}))
+  AND ({guard(Action.PROGRESS)}
+       OR (NOT :terminal AND {guard(Action.REOPEN)})
+       OR (:terminal AND {guard(Action.FINISH)}))
   AND (state IS NOT :state
        OR status IS NOT :status
        OR progress IS NOT :progress
        OR (:outputs != '[]' AND outputs IS NOT :outputs)
        OR error IS NOT :error
-       OR error_code IS NOT :error_code)
+       OR error_code IS NOT :error_code
+       OR (:estimated_cost IS NOT NULL AND estimated_cost IS NOT :estimated_cost)
+       OR (:cost IS NOT NULL AND cost IS NOT :cost))
 """
+
+# The first request is the one kept: when the user asked, not how often.
+_RECORD_CANCEL: Final = (
+    "UPDATE entries SET cancel_requested_at = :now "
+    "WHERE task_id = :task_id AND cancel_requested_at IS NULL"
+)
+# track() of an id whose row ended NOT_FOUND: the caller follows it again, and until a poll
+# says otherwise its status is unknown (the not-found verdict no longer stands).
+REOPEN_SETS: Final = (
+    "state = 'submitted', status = NULL, progress = NULL, error = NULL, error_code = NULL"
+)
+_REOPEN: Final = (
+    f"UPDATE entries SET {REOPEN_SETS}, updated_at = ? WHERE task_id = ? AND {guard(Action.REOPEN)}"
+)
 
 _INSERT: Final = (
     "INSERT INTO entries (key, request_type, path, body, poll_route, state, created_at, "
@@ -100,6 +122,9 @@ class Statements:
             updated_at=row[13],
             submitted_at=row[14],
             label=row[15],
+            estimated_cost=row[16],
+            cost=row[17],
+            cancel_requested_at=row[18],
         )
 
     def fetch_key(self, conn: sqlite3.Connection, key: str) -> JournalEntry | None:
@@ -220,7 +245,8 @@ class Statements:
         """
         owner = conn.execute(
             "SELECT key, request_type, state, status, progress, outputs, error, error_code, "
-            "submitted_at, label FROM entries WHERE task_id = ?",
+            "submitted_at, label, estimated_cost, cost, cancel_requested_at "
+            "FROM entries WHERE task_id = ?",
             (task_id,),
         ).fetchone()
         if owner is None or owner[0] != track_key(task_id) or owner[1] != "":
@@ -238,7 +264,8 @@ class Statements:
             conn.execute(
                 "UPDATE entries SET state = ?, task_id = ?, submitted_at = ?, updated_at = ?, "
                 "status = ?, progress = ?, outputs = ?, error = ?, error_code = ?, "
-                "label = COALESCE(label, ?), sending_by = NULL WHERE key = ?",
+                "label = COALESCE(label, ?), estimated_cost = ?, cost = ?, "
+                "cancel_requested_at = ?, sending_by = NULL WHERE key = ?",
                 (
                     owner[2],
                     task_id,
@@ -246,6 +273,7 @@ class Statements:
                     now,
                     *owner[3:8],
                     owner[9],
+                    *owner[10:13],
                     key,
                 ),
             )
@@ -267,12 +295,16 @@ class Statements:
         error: str | None,
         error_code: str | None,
         terminal: bool,
+        estimated_cost: float | None = None,
+        cost: float | None = None,
     ) -> dict[str, Any]:
         if terminal and status not in Outcome.__members__:
             raise ValueError(
                 f"a terminal status must be an Outcome ({', '.join(Outcome)}), got {status!r}"
             )
         return {
+            "estimated_cost": _credits("estimated_cost", estimated_cost),
+            "cost": _credits("cost", cost),
             "task_id": task_id,
             "status": str(status),
             "progress": progress,
@@ -286,12 +318,20 @@ class Statements:
     def record_status(self, conn: sqlite3.Connection, params: dict[str, Any]) -> None:
         conn.execute(_RECORD_STATUS, {**params, "now": self.clock()})
 
+    def record_cancel(self, conn: sqlite3.Connection, task_id: str) -> None:
+        conn.execute(_RECORD_CANCEL, {"task_id": task_id, "now": self.clock()})
+
     def track(
         self, conn: sqlite3.Connection, task_id: str, poll_route: str, label: str | None
     ) -> JournalEntry:
         existing = self.fetch_task(conn, task_id)
         if existing is not None:
-            return existing
+            if not TRANSITIONS[Action.REOPEN].accepts(existing.state, existing.status):
+                return existing
+            conn.execute(_REOPEN, (self.clock(), task_id))
+            reopened = self.fetch_task(conn, task_id)
+            assert reopened is not None
+            return reopened
         now = self.clock()
         key = track_key(task_id)
         inserted = conn.execute(
@@ -309,3 +349,15 @@ class Statements:
         entry = self.fetch_key(conn, key)
         assert entry is not None
         return entry
+
+
+def _credits(name: str, value: float | None) -> float | None:
+    """A credits figure as a store keeps it: None, or a finite number >= 0."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of credits or None, got {value!r}")
+    credits = float(value)
+    if not math.isfinite(credits) or credits < 0:
+        raise ValueError(f"{name} must be a finite number of credits >= 0, got {value!r}")
+    return credits

@@ -23,6 +23,7 @@ from typing import Any
 from ..errors import (
     APIError,
     AuthenticationError,
+    ClientStateError,
     CometRunwayError,
     DecodeError,
     EndpointError,
@@ -339,5 +340,9 @@ def poll_disposition(error: BaseException) -> PollDisposition:
     if isinstance(error, AuthenticationError):
         return PollDisposition.AUTH
     if isinstance(error, TransportError | RateLimitError | ServerError | DecodeError):
+        return PollDisposition.RETRY
+    if isinstance(error, ClientStateError):
+        # The client is closing and the poll was not sent: the task stays pending, and the
+        # close fails its handle saying how to follow it again.
         return PollDisposition.RETRY
     return PollDisposition.FATAL

@@ -120,7 +120,9 @@ def credits_of(value: object) -> float | None:
 def _cost_in(layers: list[Mapping[str, Any]], key: str) -> float | None:
     """The first readable ``key`` (``estimatedCost`` or ``cost``) of the layers, outer first."""
     for layer in layers:
-        credits = credits_of(layer.get(key))
-        if credits is not None:
-            return credits
+        value = layer.get(key)
+        if value is not None:  # most answers carry no cost at all
+            credits = credits_of(value)
+            if credits is not None:
+                return credits
     return None

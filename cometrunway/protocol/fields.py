@@ -10,7 +10,7 @@ from typing import Any
 
 from ..models import Task, TaskStatus
 
-__all__ = ["is_queued", "map_status", "normalize_progress"]
+__all__ = ["is_queued", "map_status", "normalize_progress", "video_url_of"]
 
 
 # ---------------------------------------------------------------- statuses
@@ -149,16 +149,24 @@ def _collect(layers: list[Mapping[str, Any]], keys: tuple[str, ...]) -> tuple[st
     for key in keys:
         for layer in layers:
             value = layer.get(key)
-            for url in _urls(value):
-                found.setdefault(url)
+            if value is not None:  # most layers carry few of the keys
+                for url in _urls(value):
+                    found.setdefault(url)
     return tuple(found)
 
 
 def _first(layers: list[Mapping[str, Any]], key: str) -> str | None:
     for layer in layers:
-        for url in _urls(layer.get(key)):
-            return url
+        value = layer.get(key)
+        if value is not None:
+            for url in _urls(value):
+                return url
     return None
+
+
+def video_url_of(urls: tuple[str, ...]) -> str | None:
+    """The video among ``urls`` (the first that is not an image or audio file), or None."""
+    return _video_of(urls)
 
 
 def _video_of(outputs: tuple[str, ...], action: object = None) -> str | None:

@@ -72,18 +72,21 @@ class HTTPResponse:
 REDACTED = "***"
 
 
-def redact_answer(response: HTTPResponse, secret: str) -> HTTPResponse:
-    """``response`` with every copy of ``secret`` (the API key, echoed back by a broken or
-    hostile server in its body or a header) replaced by ``***``, so nothing parsed from it
-    — an error message, a journal row, ``Task.raw`` — can carry the key on."""
-    needle = secret.encode()
+def redact_answer(response: HTTPResponse, *secrets: str) -> HTTPResponse:
+    """``response`` with every copy of each of ``secrets`` (the API key, echoed back by a
+    broken or hostile server in its body or a header) replaced by ``***``, so nothing parsed
+    from it — an error message, a journal row, ``Task.raw`` — can carry the key on."""
     body = response.body
-    echoed_in_body = bool(secret) and needle in body
-    echoed_in_headers = bool(secret) and any(secret in str(v) for v in response._headers.values())
-    if not (echoed_in_body or echoed_in_headers):
+    # One text of every header value: each secret is looked for once, not once a header.
+    values = "\n".join(map(str, response._headers.values()))
+    echoed = [s for s in secrets if s and (s.encode() in body or s in values)]
+    if not echoed:
         return response
-    headers = {k: str(v).replace(secret, REDACTED) for k, v in response._headers.items()}
-    return HTTPResponse(response.status, headers, body.replace(needle, REDACTED.encode()))
+    headers = {k: str(v) for k, v in response._headers.items()}
+    for secret in echoed:
+        headers = {k: v.replace(secret, REDACTED) for k, v in headers.items()}
+        body = body.replace(secret.encode(), REDACTED.encode())
+    return HTTPResponse(response.status, headers, body)
 
 
 def redact_text(text: str, secret: str) -> str:

@@ -138,8 +138,9 @@ class FakeCometAPI(_RequestPipeline):
     ``tick_interval`` is how often (real seconds) a background ticker ends clock-driven
     tasks, so their callbacks fire even when nobody polls (a lifecycle that counts polls
     ends only when polled); None disables it (call ``await fake.tick()`` instead).
-    Records: ``requests``, ``tasks`` (by id, in creation order), ``callbacks_sent``;
-    ``created_count()`` and ``request_count(kind)`` count them in O(1).
+    Records: ``requests`` (the polls alone: :meth:`poll_log`), ``tasks`` (by id, in creation
+    order), ``callbacks_sent``; ``created_count()`` and ``request_count(kind)`` count them
+    in O(1).
     """
 
     create_envelope: _Choice[CreateEnvelope] = _Choice[CreateEnvelope]("A1", "A2", "A3")
@@ -228,6 +229,7 @@ class FakeCometAPI(_RequestPipeline):
         app.router.add_delete("/runwayml/v1/tasks/{task_id}", self._h_delete)
         app.router.add_get("/cdn/{task_id}/{name}", self._h_cdn)
         app.router.add_get("/_fake/tasks", self._h_inspect)
+        app.router.add_get("/_fake/polls", self._h_polls)
         app.router.add_route("*", "/{tail:.*}", self._h_unknown)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await runner.setup()
@@ -375,6 +377,25 @@ class FakeCometAPI(_RequestPipeline):
                 }
             )
         return web.json_response({"tasks": rows, "requests": sum(self._kind_counts.values())})
+
+    def poll_log(self) -> list[dict[str, Any]]:
+        """Every poll received: ``task_id``, ``time`` (the fake's clock) and ``user_agent``,
+        so a test of several clients can tell who polled which task when."""
+        rows = []
+        for recorded in self.requests:
+            if recorded.kind != "poll":
+                continue
+            body = recorded.body
+            task_id = body.get("task_id") if isinstance(body, dict) else None
+            if task_id is None:  # GET /runwayml/v1/tasks/{id}
+                task_id = recorded.path.rstrip("/").rsplit("/", 1)[-1]
+            agent = recorded.headers.get("User-Agent")
+            rows.append({"task_id": task_id, "time": recorded.time, "user_agent": agent})
+        return rows
+
+    async def _h_polls(self, request: web.Request) -> web.StreamResponse:
+        """``GET /_fake/polls``: :meth:`poll_log`, for a fake in its own process."""
+        return web.json_response({"polls": self.poll_log()})
 
     async def _h_unknown(self, request: web.Request) -> web.StreamResponse:
         await self._record(request, None)
