@@ -4,7 +4,7 @@
 is looked up as ``python3.X`` on ``PATH`` (``.ci/run`` finds pyenv's and puts them there).
 ``tests_lowest`` installs the lowest versions the package's direct dependencies allow
 (``uv pip install --resolution lowest-direct``), so the floors in pyproject.toml are tested,
-not guessed.
+not guessed; ``.ci/run`` runs it after the other Pythons' sessions.
 
 Every session builds its own virtualenv with the standard library's ``venv``.
 """
@@ -47,21 +47,11 @@ def tests_lowest(session: nox.Session) -> None:
         "--resolution",
         "lowest-direct",
         "-e",
-        ".[test]",
+        ".[test,postgres]",
         env={"UV_PYTHON_DOWNLOADS": "never"},
     )
     session.run("uv", "pip", "list", env={"UV_PYTHON_DOWNLOADS": "never"}, silent=False)
-    # The floors of the core's dependencies are what this run checks; the optional
-    # PostgreSQL store is tested on every Python at current versions.
-    session.run(
-        "python",
-        "-m",
-        "pytest",
-        "-p",
-        "no:cacheprovider",
-        *session.posargs,
-        env={"COMETRUNWAY_SKIP_POSTGRES": "1"},
-    )
+    session.run("python", "-m", "pytest", "-p", "no:cacheprovider", *session.posargs)
 
 
 @nox.session

@@ -23,10 +23,8 @@ def postgres_server() -> Iterator[PostgresServer]:
     """A throwaway PostgreSQL server for the whole session (see ``tests/pg_server.py``).
 
     Skipped without the server binaries or the ``postgres`` extra (README's test command
-    installs only ``test``); under CI (``CI=true``) that is a failure, unless the run says
-    it leaves the optional store out (``COMETRUNWAY_SKIP_POSTGRES=1``: the lowest-dependency
-    run, which checks the core's floors)."""
-    required = os.environ.get("CI") == "true" and not os.environ.get("COMETRUNWAY_SKIP_POSTGRES")
+    installs only ``test``); under CI (``CI=true``) that is a failure."""
+    required = os.environ.get("CI") == "true"
     if importlib.util.find_spec("psycopg") is None:
         if required:
             pytest.fail("psycopg (the postgres extra) is not installed: .ci/run installs it")

@@ -195,6 +195,23 @@ def test_generate_with_the_embedded_fake_suggests_what_works(
     assert "fake-server" in err
 
 
+# ---------------------------------------------------------------- main() inside a program
+
+
+def test_main_gives_the_library_logger_back_as_it_found_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, no_key: None
+) -> None:
+    logger = logging.getLogger("cometrunway")
+    before = (list(logger.handlers), logger.level, logger.propagate)
+    # -vv: the command line lowers the level, adds its stderr handler, stops propagation.
+    assert main(["report", str(tmp_path / "nothing.sqlite"), "-vv"]) == 2
+    assert (list(logger.handlers), logger.level, logger.propagate) == before
+    # The calling program's own handlers see the library's records again.
+    with caplog.at_level(logging.WARNING, logger="cometrunway.webhooks"):
+        logging.getLogger("cometrunway.webhooks").warning("after the command")
+    assert [record.getMessage() for record in caplog.records] == ["after the command"]
+
+
 # ---------------------------------------------------------------- wait on a finished task
 
 

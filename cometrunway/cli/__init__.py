@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure_logging(args.verbose)
+    restore_logging = configure_logging(args.verbose)
     from ._display import set_quiet
 
     set_quiet(args.quiet)
@@ -130,3 +130,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return failure.code
     finally:
         restore_signals()
+        restore_logging()

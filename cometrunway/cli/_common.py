@@ -13,7 +13,7 @@ import logging
 import os
 import secrets
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -132,12 +132,16 @@ class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 
 
-def configure_logging(verbosity: int) -> None:
-    """Send the ``cometrunway`` logger to stderr.
+def configure_logging(verbosity: int) -> Callable[[], None]:
+    """Send the ``cometrunway`` logger to stderr; returns what puts it back as it was.
 
     ``COMETRUNWAY_LOG=debug|info|warning`` sets the level; ``-v`` means info and ``-vv``
     debug (the more verbose of the two wins). Warnings show by default: they are retries
     and similar trouble worth seeing.
+
+    ``main()`` can be called in a program that has its own logging: once the command is
+    done, the library's logger must propagate to that program's handlers again, at the level
+    it had.
     """
     level = logging.WARNING
     wanted = os.environ.get("COMETRUNWAY_LOG", "").strip().lower()
@@ -150,6 +154,11 @@ def configure_logging(verbosity: int) -> None:
     elif verbosity == 1:
         level = min(level, logging.INFO)
     logger = logging.getLogger("cometrunway")
+    saved_handlers, saved_level, saved_propagate = (
+        list(logger.handlers),
+        logger.level,
+        logger.propagate,
+    )
     for handler in list(logger.handlers):
         if isinstance(handler, _CurrentStderrHandler):
             logger.removeHandler(handler)
@@ -160,6 +169,13 @@ def configure_logging(verbosity: int) -> None:
     logger.setLevel(level)
     # The CLI owns stderr: no second copy through the root logger's last resort.
     logger.propagate = False
+
+    def restore() -> None:
+        logger.handlers[:] = saved_handlers
+        logger.setLevel(saved_level)
+        logger.propagate = saved_propagate
+
+    return restore
 
 
 # ---------------------------------------------------------------- output streams

@@ -27,6 +27,10 @@ __all__ = ["Announcements", "RowChange"]
 
 log: logging.Logger = logging.getLogger("cometrunway.journal")
 
+# How long stop() waits for the reader to end before cancelling it again: a reader that
+# took the cancel ends within one event-loop turn.
+_STOP_ASK_AGAIN_SECONDS = 0.5
+
 
 @attrs.frozen
 class RowChange:
@@ -55,9 +59,13 @@ class Announcements:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # A driver's wait that ends as the cancel arrives may swallow it (psycopg before
+            # 3.3.6 on Python 3.11): ask again until the reader has really stopped.
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=_STOP_ASK_AGAIN_SECONDS)
+            if not task.cancelled() and task.exception() is not None:
+                log.debug("the LISTEN reader ended with %r", task.exception())
         # Anyone still waiting re-reads the row and finds the journal closed.
         for events in self._waiters.values():
             for event in events:
