@@ -77,9 +77,17 @@ def redact_answer(response: HTTPResponse, *secrets: str) -> HTTPResponse:
     broken or hostile server in its body or a header) replaced by ``***``, so nothing parsed
     from it — an error message, a journal row, ``Task.raw`` — can carry the key on."""
     body = response.body
-    # One text of every header value: each secret is looked for once, not once a header.
-    values = "\n".join(map(str, response._headers.values()))
-    echoed = [s for s in secrets if s and (s.encode() in body or s in values)]
+    values: str | None = None  # every header value in one text, read once if needed
+    echoed: list[str] = []
+    for secret in secrets:
+        if not secret:
+            continue
+        if secret.encode() not in body:
+            if values is None:
+                values = "\n".join(map(str, response._headers.values()))
+            if secret not in values:
+                continue
+        echoed.append(secret)
     if not echoed:
         return response
     headers = {k: str(v) for k, v in response._headers.items()}
