@@ -33,7 +33,7 @@ from ._source import ApiTaskSource
 from ._submit import Submitter, request_key
 from .budget import Clock, PacedSender, RequestBudget, Sleep
 from .errors import ClientStateError
-from .events import Event, EventHub, TaskFinished
+from .events import Event, EventHub
 from .handles import TaskHandle
 from .journal import Journal, open_journal
 from .models import REQUEST_TYPES, PollRoute, Request, Task
@@ -320,9 +320,7 @@ class ClientCore:
             clock=self._clock,
             wall=self._wall_clock,
             sleep=self._sleep,
-            on_settled=lambda task: self._events.emit(
-                TaskFinished(task.task_id, task.status, task)
-            ),
+            on_settled=self._observer.settled_elsewhere,
         )
         within = self._fleet_policy.sender_wait
         self._submitter.wait_sent = lambda key: store.wait_sent(key, within)

@@ -47,6 +47,11 @@ class TaskObserver:
             return None
         return self._record(new)
 
+    def settled_elsewhere(self, task: Task) -> None:
+        """Another worker of the fleet saw ``task`` end (its journal row said so): the
+        same event a poll here would have emitted; the row is already written."""
+        self._events.emit(TaskFinished(task.task_id, task.status, task))
+
     def _record(self, new: Task) -> Awaitable[None]:
         assert self.journal is not None
         credits = status_keywords(self.journal, estimated_cost=new.estimated_cost, cost=new.cost)
