@@ -43,6 +43,7 @@ from ._http import (
     _task_not_exist,
     _unknown_route,
 )
+from ._inspect import poll_rows, task_rows
 from ._lives import advance
 from ._pipeline import BAD_JSON, _RequestPipeline
 from ._values import (
@@ -362,36 +363,15 @@ class FakeCometAPI(_RequestPipeline):
         """``GET /_fake/tasks``: every task created, for tests that run the fake in its own
         process (``python -m cometrunway.testing``) and count on the server's side."""
         now = self.clock()
-        rows = []
         for task in self.tasks.values():
             self._phase(task, now)
-            rows.append(
-                {
-                    "task_id": task.task_id,
-                    "path": task.path,
-                    "prompt": task.body.get("prompt", task.body.get("promptText")),
-                    "created_wall": task.created_wall,
-                    "done": task.done,
-                    "outcome": task.outcome,
-                    "polls": task.polls,
-                }
-            )
+        rows = task_rows(self.tasks.values())
         return web.json_response({"tasks": rows, "requests": sum(self._kind_counts.values())})
 
     def poll_log(self) -> list[dict[str, Any]]:
         """Every poll received: ``task_id``, ``time`` (the fake's clock) and ``user_agent``,
         so a test of several clients can tell who polled which task when."""
-        rows = []
-        for recorded in self.requests:
-            if recorded.kind != "poll":
-                continue
-            body = recorded.body
-            task_id = body.get("task_id") if isinstance(body, dict) else None
-            if task_id is None:  # GET /runwayml/v1/tasks/{id}
-                task_id = recorded.path.rstrip("/").rsplit("/", 1)[-1]
-            agent = recorded.headers.get("User-Agent")
-            rows.append({"task_id": task_id, "time": recorded.time, "user_agent": agent})
-        return rows
+        return poll_rows(self.requests)
 
     async def _h_polls(self, request: web.Request) -> web.StreamResponse:
         """``GET /_fake/polls``: :meth:`poll_log`, for a fake in its own process."""
