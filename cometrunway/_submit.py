@@ -76,10 +76,10 @@ class _Create:
     key: str | None  # the journal row (None: no journal)
     label: str | None
     attempts: int = 0
-    # The scope around backoff's loop, and whether backoff is waiting before the next
-    # attempt (closing the client expires the scope only then, never mid-attempt).
-    scope: asyncio.Timeout | None = None
-    between_attempts: bool = False
+    # The task running backoff's loop while it waits before the next attempt (None during
+    # an attempt): closing the client cancels that wait, never an attempt.
+    waiting: asyncio.Task[Any] | None = None
+    closed_while_waiting: bool = False
 
 
 _CLOSED_WHILE_WAITING = (
@@ -124,7 +124,8 @@ class Submitter:
         self.wait_sent: Callable[[str], Awaitable[JournalEntry | None]] | None = None
         self._in_flight: dict[str, asyncio.Future[TaskHandle]] = {}
         self._attempts: set[asyncio.Task[None]] = set()
-        self._creating: set[asyncio.Future[None]] = set()  # one per create() in progress
+        self._creating = 0  # create() calls in progress
+        self._none_creating: asyncio.Future[None] | None = None  # drain() waits on it
         self._retrying: set[_Create] = set()  # creates inside backoff's loop
         # Task id -> the journal key (None: no journal) of the create it answered (issue 13).
         self._created_ids: dict[str, str | None] = {}
@@ -144,12 +145,18 @@ class Submitter:
         for every create in progress and every attempt in flight (the rate budget is closed,
         so none of them waits long). A create between its journal claim and its attempt
         marks its row rejected while the journal is still open."""
-        now = asyncio.get_running_loop().time()
         for create in self._retrying:
-            if create.between_attempts and create.scope is not None:
-                create.scope.reschedule(now)
+            if create.waiting is not None and not create.closed_while_waiting:
+                # As asyncio.timeout() ends a wait: cancel it, and count the cancel as ours.
+                create.closed_while_waiting = True
+                create.waiting.cancel()
         while self._attempts or self._creating:
-            await asyncio.wait(self._attempts | self._creating)
+            ends: set[asyncio.Future[Any]] = set(self._attempts)
+            if self._creating:
+                if self._none_creating is None:
+                    self._none_creating = asyncio.get_running_loop().create_future()
+                ends.add(self._none_creating)
+            await asyncio.wait(ends)
 
     # ---------------------------------------------------------------- the create
 
@@ -157,13 +164,14 @@ class Submitter:
         self, request: Request, http: HTTPRequest, key: str | None, label: str | None
     ) -> TaskHandle:
         """Create the task once; ``key`` is its journal key (None: no journal)."""
-        progress: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._creating.add(progress)
+        self._creating += 1
         try:
             return await self._create_keyed(request, http, key, label)
         finally:
-            self._creating.discard(progress)
-            progress.set_result(None)
+            self._creating -= 1
+            if not self._creating and self._none_creating is not None:
+                self._none_creating.set_result(None)
+                self._none_creating = None
 
     async def _create_keyed(
         self, request: Request, http: HTTPRequest, key: str | None, label: str | None
@@ -229,28 +237,27 @@ class Submitter:
 
     async def _retried(self, create: _Create) -> TaskHandle:
         """backoff's attempts (until one lands, one fails in a way that is not certainly
-        "not accepted", or ``max_tries`` ran out). Closing the client expires the scope of a
-        create waiting between two attempts: its row is journaled as rejected already, and
-        nothing more is sent."""
+        "not accepted", or ``max_tries`` ran out). Closing the client cancels the wait of a
+        create between two attempts: its row is journaled as rejected already, and nothing
+        more is sent."""
         self._retrying.add(create)
         try:
-            async with asyncio.timeout(None) as scope:
-                create.scope = scope
-                return await self._send_with_retries(create)
-        except TimeoutError:
-            if not scope.expired():
-                raise
-            raise ClientStateError(_CLOSED_WHILE_WAITING) from None
+            return await self._send_with_retries(create)
+        except asyncio.CancelledError:
+            # Ours (drain) unless the caller was cancelled too: then the caller's wins.
+            waiting = create.waiting
+            if create.closed_while_waiting and waiting is not None and waiting.uncancel() == 0:
+                raise ClientStateError(_CLOSED_WHILE_WAITING) from None
+            raise
         finally:
             self._retrying.discard(create)
-            create.scope, create.between_attempts = None, False
+            create.waiting = None
 
     async def _attempt(self, create: _Create) -> TaskHandle:
         """One attempt, run as a group child: a cancelled caller stops waiting, not it."""
-        create.between_attempts = False
+        create.waiting = None
         create.attempts += 1
         outcome: asyncio.Future[TaskHandle] = asyncio.get_running_loop().create_future()
-        outcome.add_done_callback(_retrieve)
         try:
             child = self._spawn(self._send_once(create, outcome))
         except ClientStateError as exc:  # closing between two attempts: nothing was sent
@@ -259,7 +266,12 @@ class Submitter:
             raise
         self._attempts.add(child)
         child.add_done_callback(self._attempts.discard)
-        return await outcome
+        try:
+            return await outcome
+        except asyncio.CancelledError:
+            # The caller stopped waiting: an error the attempt hears later is nobody's.
+            outcome.add_done_callback(_retrieve)
+            raise
 
     async def _send_once(self, create: _Create, outcome: asyncio.Future[TaskHandle]) -> None:
         key, request = create.key, create.request
@@ -309,15 +321,16 @@ class Submitter:
             log.info("created task %s (%s)", task_id, type(request).__name__)
             handle = self._follow(task_id, request.poll_route, submitted_at)
             handle._note_estimate(created.estimated_cost)  # Runway's estimate (wire §8.2)
-            self._events.emit(
-                Submitted(
-                    task_id,
-                    key,
-                    type(request).__name__,
-                    create.label,
-                    estimated_cost=created.estimated_cost,
+            if self._events.active:
+                self._events.emit(
+                    Submitted(
+                        task_id,
+                        key,
+                        type(request).__name__,
+                        create.label,
+                        estimated_cost=created.estimated_cost,
+                    )
                 )
-            )
         except BaseException as exc:
             # A bug, or the client cancelled mid-attempt: the caller hears it, the group too.
             if not outcome.done():
@@ -391,7 +404,7 @@ class Submitter:
     def _on_backoff(self, details: Any) -> None:
         self.counts["submit_retries"] += 1
         create: _Create = details["args"][0]
-        create.between_attempts = True
+        create.waiting = asyncio.current_task()  # backoff sleeps next, in this task
         log.warning(
             "create not accepted (%s); retry %d in %.1fs",
             details.get("exception"),

@@ -136,3 +136,43 @@ async def test_a_closed_client_sends_nothing_it_was_still_pacing(tmp_path: Path)
         results = await asyncio.gather(*tasks, return_exceptions=True)
     refused = [r for r in results if isinstance(r, ClientStateError)]
     assert refused and len(refused) + len(transport.requests) == 20
+
+
+async def test_the_closed_wait_leaves_the_caller_free_to_carry_on(tmp_path: Path) -> None:
+    """The close ends backoff's wait the way ``asyncio.timeout()`` ends one: the caller
+    gets the closing error, and no cancellation is left pending on its task."""
+    transport = MockTransport(lambda _request: rate_limited())
+
+    async def caller(client: Client) -> tuple[str, int]:
+        try:
+            await client.submit(TextToVideo("refused, then waits"))
+        except ClientStateError as exc:
+            await asyncio.sleep(0)  # a pending cancel would land here
+            task = asyncio.current_task()
+            assert task is not None
+            return str(exc), task.cancelling()
+        return "created", 0
+
+    async with asyncio.timeout(CLOSE_BOUND):
+        async with Client(KEY, transport=transport, journal=tmp_path / "j.sqlite") as client:
+            waiting = asyncio.create_task(caller(client))
+            while client.statistics().submit_retries < 1:
+                await asyncio.sleep(0)
+        message, cancelling = await waiting
+    assert "closing" in message
+    assert cancelling == 0
+    assert len(transport.requests) == 1
+
+
+async def test_a_caller_cancelled_while_the_client_closes_is_cancelled(tmp_path: Path) -> None:
+    """A caller cancelled during the same wait hears its own cancellation, not the close."""
+    transport = MockTransport(lambda _request: rate_limited())
+    async with asyncio.timeout(CLOSE_BOUND):
+        async with Client(KEY, transport=transport, journal=tmp_path / "j.sqlite") as client:
+            waiting = asyncio.create_task(client.submit(TextToVideo("refused, then waits")))
+            while client.statistics().submit_retries < 1:
+                await asyncio.sleep(0)
+            waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+    assert len(transport.requests) == 1
