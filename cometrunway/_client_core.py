@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypedDict, Unpack
+from typing import Any, Self
 
 import aiohttp
 
@@ -30,19 +30,19 @@ from ._keyguard import KeyGuard
 from ._observer import TaskObserver
 from ._options import DEFAULT_BASE_URL, check_options, with_token
 from ._source import ApiTaskSource
-from ._submit import Submitter, request_key
+from ._submit import Submitter
 from .budget import Clock, PacedSender, RequestBudget, Sleep
 from .errors import ClientStateError
 from .events import Event, EventHub
 from .handles import TaskHandle
 from .journal import Journal, open_journal
-from .models import REQUEST_TYPES, PollRoute, Request, Task
+from .models import PollRoute, Task
 from .policies import FleetPolicy, PollPolicy, RetryPolicy
 from .poller import Poller
-from .protocol import DEFAULT_RUNWAY_VERSION, build_submit
+from .protocol import DEFAULT_RUNWAY_VERSION
 from .transport import DEFAULT_TIMEOUT, AiohttpTransport, Transport
 
-__all__ = ["ClientCore", "ClientOptions"]
+__all__ = ["ClientCore"]
 
 log: logging.Logger = logging.getLogger("cometrunway")
 
@@ -55,26 +55,6 @@ class _State(enum.Enum):
     OPEN = "open"
     CLOSING = "closing"  # no new work; creates in flight still land (and are journaled)
     CLOSED = "closed"
-
-
-class ClientOptions(TypedDict, total=False):
-    """``Client``'s keyword options, as ``Client.from_env(**options)`` takes them."""
-
-    base_url: str
-    runway_version: str | None
-    callback_url: str | None
-    callback_token: str | None
-    session: aiohttp.ClientSession | None
-    retry: RetryPolicy
-    poll: PollPolicy
-    fleet: FleetPolicy
-    journal: str | os.PathLike[str] | Journal | None
-    http_timeouts: aiohttp.ClientTimeout
-    transport: Transport | None
-    on_event: Callable[[Event], object] | None
-    clock: Clock
-    sleep: Sleep
-    wall_clock: Clock
 
 
 class ClientCore:
@@ -173,33 +153,6 @@ class ClientCore:
             lookup=self._lookup,
             wake=self._wake,
         )
-
-    @staticmethod
-    def journal_key(request: Request, key: str | None = None) -> str:
-        """The key a journal files ``request`` under, as ``submit`` computes it: ``key`` when
-        given, else a hash of the route and the body without ``callback_url`` (so the same
-        generation asked twice has one key, whichever client asks)."""
-        if not isinstance(request, REQUEST_TYPES):
-            raise TypeError(
-                f"journal_key() takes a request model such as TextToVideo, "
-                f"got {type(request).__name__}"
-            )
-        return key or request_key(build_submit(request, api_key="-"))[0]
-
-    @classmethod
-    def from_env(cls, **kwargs: Unpack[ClientOptions]) -> Self:
-        """A client keyed by ``COMETAPI_KEY`` (and ``COMETAPI_BASE_URL`` when set); takes
-        ``Client``'s keyword options."""
-        key = os.environ.get("COMETAPI_KEY", "").strip()
-        if not key:
-            raise ValueError(
-                "COMETAPI_KEY is not set: export your CometAPI key, e.g. "
-                "`export COMETAPI_KEY=sk-...`"
-            )
-        base_url = os.environ.get("COMETAPI_BASE_URL", "").strip()
-        if base_url and "base_url" not in kwargs:
-            kwargs["base_url"] = base_url
-        return cls(key, **kwargs)
 
     def __repr__(self) -> str:
         return f"<Client {self._base_url} {self._state.value}>"

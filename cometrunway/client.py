@@ -9,28 +9,51 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self, TypedDict, Unpack
 
 import aiohttp
 from attrs import frozen
 
 from . import _reconcile
 from ._batching import as_completed, attempt_each, check_concurrency, listed
-from ._client_core import ClientCore, ClientOptions
+from ._client_core import ClientCore
 from ._options import DEFAULT_BASE_URL
 from ._submit import request_key
+from .budget import Clock, Sleep
 from .errors import BatchSubmitError, ClientStateError
 from .events import Event
 from .handles import TaskHandle
-from .journal import JournalEntry, settle_all
+from .journal import Journal, JournalEntry, settle_all
 from .models import REQUEST_TYPES, PollRoute, Request, Task
+from .policies import FleetPolicy, PollPolicy, RetryPolicy
 from .poller import PollerStatistics
 from .protocol import build_submit, check_poll_route, check_task_id
+from .transport import Transport
 
 if TYPE_CHECKING:
     from aiohttp import web
 
 __all__ = ["DEFAULT_BASE_URL", "Client", "ClientOptions", "ClientStatistics", "request_key"]
+
+
+class ClientOptions(TypedDict, total=False):
+    """``Client``'s keyword options, as ``Client.from_env(**options)`` takes them."""
+
+    base_url: str
+    runway_version: str | None
+    callback_url: str | None
+    callback_token: str | None
+    session: aiohttp.ClientSession | None
+    retry: RetryPolicy
+    poll: PollPolicy
+    fleet: FleetPolicy
+    journal: str | os.PathLike[str] | Journal | None
+    http_timeouts: aiohttp.ClientTimeout
+    transport: Transport | None
+    on_event: Callable[[Event], object] | None
+    clock: Clock
+    sleep: Sleep
+    wall_clock: Clock
 
 
 @frozen
@@ -88,6 +111,33 @@ class Client(ClientCore):
     * ``wall_clock`` — the time of day (``time.time``), against which journaled submit
       times and the server's timestamps are read; injectable for simulations.
     """
+
+    @staticmethod
+    def journal_key(request: Request, key: str | None = None) -> str:
+        """The key a journal files ``request`` under, as ``submit`` computes it: ``key`` when
+        given, else a hash of the route and the body without ``callback_url`` (so the same
+        generation asked twice has one key, whichever client asks)."""
+        if not isinstance(request, REQUEST_TYPES):
+            raise TypeError(
+                f"journal_key() takes a request model such as TextToVideo, "
+                f"got {type(request).__name__}"
+            )
+        return key or request_key(build_submit(request, api_key="-"))[0]
+
+    @classmethod
+    def from_env(cls, **kwargs: Unpack[ClientOptions]) -> Self:
+        """A client keyed by ``COMETAPI_KEY`` (and ``COMETAPI_BASE_URL`` when set); takes
+        ``Client``'s keyword options."""
+        key = os.environ.get("COMETAPI_KEY", "").strip()
+        if not key:
+            raise ValueError(
+                "COMETAPI_KEY is not set: export your CometAPI key, e.g. "
+                "`export COMETAPI_KEY=sk-...`"
+            )
+        base_url = os.environ.get("COMETAPI_BASE_URL", "").strip()
+        if base_url and "base_url" not in kwargs:
+            kwargs["base_url"] = base_url
+        return cls(key, **kwargs)
 
     # ---------------------------------------------------------------- submits
 
