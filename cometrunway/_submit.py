@@ -17,8 +17,6 @@ Same-key creates in flight at once in this process share one outcome.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -39,6 +37,7 @@ from .events import AmbiguousSubmit, EventHub, SubmitRejected, Submitted
 from .handles import TaskHandle
 from .journal import EntryState, Journal, JournalEntry
 from .journal._credits import record_credits
+from .journal._keys import request_key
 from .models import PollRoute, Request
 from .policies import RetryPolicy
 from .protocol import HTTPRequest, HTTPResponse, SubmitDisposition, submit_disposition
@@ -51,20 +50,6 @@ log: logging.Logger = logging.getLogger("cometrunway")
 Send = Callable[[HTTPRequest], Awaitable[HTTPResponse]]
 Follow = Callable[[str, PollRoute, float | None], TaskHandle]
 Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
-
-
-def request_key(request: HTTPRequest) -> tuple[str, str]:
-    """``(idempotency key, canonical body)`` of a create request.
-
-    The key is a hash of the route and the canonical JSON body without ``callback_url``
-    (which carries a per-client secret), so the same generation asked twice has one key.
-    """
-    body = request.json()
-    if isinstance(body, dict):
-        body = {k: v for k, v in body.items() if k != "callback_url"}
-    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    digest = hashlib.sha256(f"{request.path}\n{canonical}".encode()).hexdigest()
-    return f"sha256:{digest[:40]}", canonical
 
 
 @define(eq=False)

@@ -2,19 +2,23 @@
 
 The store refuses such a reuse when it is asked to file the request (never a silent reuse
 of the other request's task); :func:`find_conflicts` checks a whole batch up front, so a
-tool can refuse bad input before anything is sent.
+tool can refuse bad input before anything is sent. :func:`request_key` computes a create's
+key from the request that is sent.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable
 
 import attrs
 
 from ..errors import JournalKeyConflict
+from ..protocol import HTTPRequest
 from ._rows import Journal, JournalEntry
 
-__all__ = ["Filing", "find_conflicts", "key_conflict"]
+__all__ = ["Filing", "find_conflicts", "key_conflict", "request_key"]
 
 
 @attrs.frozen
@@ -53,3 +57,17 @@ async def find_conflicts(
         if existing is not None and filing.conflicts_with(existing):
             conflicts.append(key_conflict(where, filing, existing))
     return conflicts
+
+
+def request_key(request: HTTPRequest) -> tuple[str, str]:
+    """``(idempotency key, canonical body)`` of a create request.
+
+    The key is a hash of the route and the canonical JSON body without ``callback_url``
+    (which carries a per-client secret), so the same generation asked twice has one key.
+    """
+    body = request.json()
+    if isinstance(body, dict):
+        body = {k: v for k, v in body.items() if k != "callback_url"}
+    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    digest = hashlib.sha256(f"{request.path}\n{canonical}".encode()).hexdigest()
+    return f"sha256:{digest[:40]}", canonical
