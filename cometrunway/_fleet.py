@@ -42,6 +42,9 @@ log: logging.Logger = logging.getLogger("cometrunway.fleet")
 #: The ``state`` of a notification asking the lease holder to poll a task now (the
 #: PostgreSQL store sends it: ``wake_polls``).
 WAKE_STATE = "wake"
+#: The ``state`` of the change a journal hands its listeners once its listening connection
+#: is back after a drop (the PostgreSQL store's): ends announced meanwhile were missed.
+RESYNC_STATE = "resync"
 #: A task followed with ``client.track()`` gets its journal row a moment after its handle:
 #: its lease is asked again this many times, this far apart, before it is polled unleased.
 ROW_TRIES = 20
@@ -174,7 +177,8 @@ class Fleet:
         self._pending: dict[str, tuple[TaskHandle, float | None, int]] = {}
         # Waiting for another worker's poll: settled from the journal when it ends.
         self._watched: dict[str, TaskHandle] = {}
-        self._finished: set[str] = set()  # watched ids whose row was announced DONE
+        # Watched ids to re-read: their row was announced DONE, or may have ended unheard.
+        self._finished: set[str] = set()
         self._wakes: set[str] = set()  # ids to ask the fleet to poll now
         self._unleasable: set[str] = set()  # polled without a lease (no journal row)
         self._work = asyncio.Event()
@@ -237,6 +241,10 @@ class Fleet:
             self._store.remove_listener(self._on_change)
 
     def _on_change(self, change: RowChange) -> None:
+        if change.state == RESYNC_STATE:  # any watched row may have ended unannounced
+            self._finished.update(self._watched)
+            self._work.set()
+            return
         task_id = change.task_id
         if task_id is None:
             return

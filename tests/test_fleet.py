@@ -32,7 +32,14 @@ from cometrunway import (
 from cometrunway._fleet import fleet_store, settle_from_row, task_of_row
 from cometrunway._submit import request_key
 from cometrunway.handles import TaskHandle
-from cometrunway.journal import EntryState, JournalEntry, PostgresJournal, SQLiteJournal
+from cometrunway.journal import (
+    EntryState,
+    JournalEntry,
+    PostgresJournal,
+    RowChange,
+    SQLiteJournal,
+)
+from cometrunway.journal._pg_schema import RESYNC_STATE
 from cometrunway.protocol import build_submit
 from cometrunway.testing import FakeCometAPI, Lifecycle
 from cometrunway.webhooks import CallbackReceiver
@@ -383,3 +390,35 @@ async def test_a_watched_handle_whose_end_was_not_announced_is_settled_all_the_s
         done = await theirs
     assert done.status is TaskStatus.SUCCEEDED
     b.journal.add_listener(b._fleet._on_change)  # type: ignore[attr-defined]
+
+
+async def test_a_watched_handle_is_settled_at_once_when_the_journal_may_have_missed_its_end(
+    clients: MakeClient, fake: FakeCometAPI
+) -> None:
+    # Long leases: no renewal re-reads a watched row while the test runs.
+    slow = FleetPolicy(lease_seconds=60.0, claim_interval=60.0, sender_wait=10.0)
+    a = await opened(clients, "a", fleet=slow)
+    b = await opened(clients, "b", fleet=slow)
+    request = TextToVideo("an end announced while B's journal was not listening")
+    mine = await a.submit(request)
+    theirs = await b.submit(request)
+    assert b.journal is not None and b._fleet is not None
+    async with asyncio.timeout(WITHIN_SECONDS):
+        while mine.task_id not in b._fleet._watched:  # B waits for A's poll
+            await asyncio.sleep(0.01)
+    b.journal.remove_listener(b._fleet._on_change)  # type: ignore[attr-defined]
+    fake.finish(mine.task_id)
+    a.wake(mine.task_id)
+    await mine
+    b.journal.add_listener(b._fleet._on_change)  # type: ignore[attr-defined]
+    # What B's journal tells its listeners once its LISTEN connection is back.
+    b._fleet._on_change(RowChange("", None, RESYNC_STATE, None))
+    async with asyncio.timeout(WITHIN_SECONDS):
+        done = await theirs
+    assert done.status is TaskStatus.SUCCEEDED
+
+
+def test_the_client_and_the_store_name_a_resync_alike() -> None:
+    from cometrunway._fleet import RESYNC_STATE as CLIENT_RESYNC_STATE
+
+    assert CLIENT_RESYNC_STATE == RESYNC_STATE

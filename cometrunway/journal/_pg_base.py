@@ -1,15 +1,17 @@
 """The PostgreSQL journal's connections: life cycle, schema on first use, statements, reads.
 
 :class:`PostgresBase` owns a connection pool for statements and one session connection
-that LISTENs (:mod:`._pg_notify`) and names the instance to the other workers. The store
-itself is :class:`~cometrunway.journal.PostgresJournal` (:mod:`._postgres`).
+that LISTENs (:mod:`._pg_notify`, which reconnects it when it drops) and names the instance
+to the other workers. The store itself is :class:`~cometrunway.journal.PostgresJournal`
+(:mod:`._postgres`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Self
 
 from ..errors import JournalError
@@ -54,6 +56,7 @@ class PostgresBase:
         max_connections: int = 10,
         connect_timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if max_connections < 1:
             raise ValueError(f"max_connections must be at least 1, got {max_connections}")
@@ -62,6 +65,7 @@ class PostgresBase:
         self._max = max_connections
         self._connect_timeout = connect_timeout
         self._clock = clock
+        self._sleep = sleep  # between attempts to reconnect the LISTEN connection
         #: Names this instance in the rows it sends and the leases it holds.
         self.instance_id: str = f"{q.INSTANCE_PREFIX}{uuid.uuid4().hex}"
         self._sql = Statements(self._where, self.instance_id, clock)
@@ -87,12 +91,7 @@ class PostgresBase:
         psycopg_mod, pool_mod = _driver()
         self._pg = psycopg_mod
         try:
-            session: psycopg.AsyncConnection[Any] = await psycopg_mod.AsyncConnection.connect(
-                self._url,
-                autocommit=True,
-                application_name=self.instance_id,
-                connect_timeout=max(1, round(self._connect_timeout)),
-            )
+            session = await self._session()
         except psycopg_mod.Error as exc:
             raise JournalError(f"journal {self._where}: cannot connect: {exc}") from exc
         pools: list[psycopg_pool.AsyncConnectionPool[Any]] = []
@@ -111,7 +110,9 @@ class PostgresBase:
                 )
                 pools.append(pool)
                 await pool.open(wait=True, timeout=self._connect_timeout)
-            news = Announcements(session)
+            news = Announcements(
+                session, connect=self._session, where=self._where, sleep=self._sleep
+            )
             await news.start()
         except BaseException as exc:
             for pool in pools:
@@ -128,10 +129,20 @@ class PostgresBase:
         self._pool = self._unsynced_pool = self._news = None
         if news is not None:
             await news.stop()
-            await news.conn.close()
+            await news.conn.close()  # the current one: the reader may have replaced it
         for pool in pools:
             if pool is not None:
                 await pool.close()
+
+    async def _session(self) -> psycopg.AsyncConnection[Any]:
+        """A new session connection: it LISTENs, and its name says this instance is alive."""
+        conn: psycopg.AsyncConnection[Any] = await self._pg.AsyncConnection.connect(
+            self._url,
+            autocommit=True,
+            application_name=self.instance_id,
+            connect_timeout=max(1, round(self._connect_timeout)),
+        )
+        return conn
 
     async def __aenter__(self) -> Self:
         await self.open()

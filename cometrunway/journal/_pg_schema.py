@@ -20,7 +20,7 @@ from typing import Final
 from ._statements import REOPEN_SETS
 from ._transitions import Action, guard
 
-__all__ = ["CHANNEL", "MIGRATIONS", "PG_SCHEMA_VERSION", "WAKE_STATE", "redact"]
+__all__ = ["CHANNEL", "MIGRATIONS", "PG_SCHEMA_VERSION", "RESYNC_STATE", "WAKE_STATE", "redact"]
 
 #: The LISTEN/NOTIFY channel every journal change is announced on.
 CHANNEL: Final = "cometrunway_journal"
@@ -32,6 +32,10 @@ INSTANCE_PREFIX: Final = "cometrunway-"
 #: The ``state`` of a notification that asks the lease holder to poll a task now; no row is
 #: ever in this state.
 WAKE_STATE: Final = "wake"
+#: The ``state`` of the change a journal hands its listeners when its LISTEN connection is
+#: back after a drop: what was announced meanwhile is lost, so re-read what you watch. No
+#: row is ever in this state and the server never sends it.
+RESYNC_STATE: Final = "resync"
 
 _V1: Final = """
 CREATE TABLE cometrunway_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -17,7 +17,9 @@ Beyond the :class:`~cometrunway.journal.Journal` protocol, for a fleet of worker
 * **Poll leases** — :meth:`claim_polls`, :meth:`renew_polls`, :meth:`release_polls`: one
   poller per task across the fleet; a lease held by a dead worker expires and is taken over.
 * **Wake-ups** — :meth:`wait_finished`, :meth:`wait_sent`, :meth:`add_listener`: a change
-  committed by any worker reaches every other one through LISTEN/NOTIFY.
+  committed by any worker reaches every other one through LISTEN/NOTIFY. A dropped session
+  connection is reconnected; once it is back, waiters re-read their rows and listeners get
+  a ``RowChange`` whose state is ``"resync"`` (changes may have been missed).
 
 The driver is psycopg 3 (``pip install 'cometrunway[postgres]'``), imported only when a
 journal opens.
@@ -44,6 +46,7 @@ class PostgresJournal(PostgresFleet):
     never appears in messages or the repr. ``max_connections`` bounds each of this
     instance's two pools (flushed writes; statuses), plus one session connection.
     ``clock`` gives row timestamps (unix seconds); lease expiry uses the server's clock.
+    ``sleep`` waits between attempts to reconnect the session connection when it drops.
     Use it as ``async with PostgresJournal(url) as journal:`` or ``open()`` / ``close()``.
     """
 
