@@ -51,9 +51,12 @@ ROW_TRIES = 20
 ROW_RETRY_SECONDS = 0.05
 #: The first poll of a task taken over from another worker: at once (it is overdue).
 TAKEOVER_FIRST_DELAY = 0.0
+#: Watched rows read back in one query: one statement's worth of ids, so a resync of
+#: thousands of handles takes a few reads, not one per handle.
+SETTLE_BATCH = 500
 #: A lost notification (its connection dropped) must not leave a handle waiting forever:
-#: each renewal also re-reads this many watched rows, in turn.
-WATCH_RECHECK = 20
+#: each renewal also re-reads this many watched rows, in turn (one read).
+WATCH_RECHECK = SETTLE_BATCH
 
 
 @runtime_checkable
@@ -75,6 +78,8 @@ class FleetStore(Protocol):
     async def wait_sent(self, key: str, within: float) -> JournalEntry | None: ...
 
     async def get_by_task(self, task_id: str) -> JournalEntry | None: ...
+
+    async def finished_rows(self, task_ids: Iterable[str]) -> list[JournalEntry]: ...
 
     def add_listener(self, listener: Callable[[RowChange], None]) -> None: ...
 
@@ -223,8 +228,11 @@ class Fleet:
                     await self._adopt(dict(self._pending))
                 if self._finished:
                     finished, self._finished = self._finished, set()
-                    for task_id in finished:
-                        await self._settle(task_id)
+                    try:
+                        await self._settle(finished)
+                    except JournalError:
+                        self._finished |= finished  # read again after the pause below
+                        raise
             except JournalError as exc:
                 log.warning("fleet journal call failed (retrying shortly): %s", exc)
                 await self._sleep(ROW_RETRY_SECONDS)
@@ -281,13 +289,14 @@ class Fleet:
             self._pending[handle.task_id] = (handle, submitted_at, tries)
             self._work.set()
 
-    async def _settle(self, task_id: str) -> None:
-        handle = self._watched.get(task_id)
-        if handle is None:
-            return
-        entry = await self._store.get_by_task(task_id)
-        if entry is not None and entry.state is EntryState.DONE:
-            self._settle_handle(handle, entry)
+    async def _settle(self, task_ids: Iterable[str]) -> None:
+        """Settle each watched handle of ``task_ids`` whose row is DONE."""
+        ids = [task_id for task_id in task_ids if task_id in self._watched]
+        for start in range(0, len(ids), SETTLE_BATCH):
+            for entry in await self._store.finished_rows(ids[start : start + SETTLE_BATCH]):
+                handle = self._watched.get(entry.task_id or "")
+                if handle is not None and entry.state is EntryState.DONE:
+                    self._settle_handle(handle, entry)
 
     def _settle_handle(self, handle: TaskHandle, entry: JournalEntry) -> None:
         self._watched.pop(handle.task_id, None)
@@ -343,8 +352,7 @@ class Fleet:
             return
         start = self._recheck_from % len(watched)
         self._recheck_from = start + WATCH_RECHECK
-        for task_id in watched[start : start + WATCH_RECHECK]:
-            await self._settle(task_id)
+        await self._settle(watched[start : start + WATCH_RECHECK])
 
     async def _claim(self) -> None:
         # A task never leased is left to its creator for one lease time (it leases its

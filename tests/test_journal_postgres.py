@@ -288,3 +288,16 @@ async def until(attempt: Callable[[], Awaitable[list[Any]]], *, within: float) -
         if found or loop.time() > deadline:
             return found
         await asyncio.sleep(0.05)
+
+
+async def test_finished_rows_reads_the_done_rows_of_many_tasks_at_once(
+    pair: tuple[PostgresJournal, PostgresJournal],
+) -> None:
+    a, b = pair
+    ids = await submitted(a, 4)
+    for task_id in ids[:2]:
+        await finish(a, task_id)
+    rows = await b.finished_rows([*ids, "never-journaled"])
+    assert sorted(entry.task_id or "" for entry in rows) == ids[:2]
+    assert all(entry.state is EntryState.DONE for entry in rows)
+    assert await b.finished_rows([]) == []

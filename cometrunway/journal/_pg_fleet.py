@@ -79,6 +79,17 @@ class PostgresFleet(PostgresBase):
         is ``"wake"``); unfinished journaled tasks only, others are ignored."""
         await self._fetch(q.WAKE_POLLS, {"task_ids": list(task_ids)})
 
+    async def finished_rows(self, task_ids: Iterable[str]) -> list[JournalEntry]:
+        """The rows of ``task_ids`` that are DONE (unknown ids and open rows are left out):
+        one read for many handles waiting on other workers' polls."""
+        ids = list(task_ids)
+        if not ids:
+            return []
+        return await self._select(
+            "WHERE task_id = ANY(%(task_ids)s) AND state = %(done)s",
+            {"task_ids": ids, "done": EntryState.DONE.value},
+        )
+
     async def leases(self) -> dict[str, str]:
         """Unexpired leases of unfinished tasks: task id → the holder's instance id."""
         return dict(await self._fetch(q.LEASES))
