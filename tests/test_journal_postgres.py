@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from journal_rows import finish
 
 from cometrunway.errors import JournalError
 from cometrunway.journal import EntryState, Outcome, PostgresJournal, RowChange
@@ -46,18 +47,6 @@ async def submitted(j: PostgresJournal, n: int) -> list[str]:
         await j.mark_submitted(f"k{i}", f"t{i}")
         ids.append(f"t{i}")
     return ids
-
-
-async def finish(j: PostgresJournal, task_id: str) -> None:
-    await j.record_status(
-        task_id,
-        status=Outcome.SUCCEEDED.value,
-        progress=1.0,
-        outputs=("https://cdn/v.mp4",),
-        error=None,
-        error_code=None,
-        terminal=True,
-    )
 
 
 # ---------------------------------------------------------------- driver and URL

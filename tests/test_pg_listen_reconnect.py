@@ -9,9 +9,10 @@ import logging
 from collections.abc import AsyncIterator
 
 import pytest
+from journal_rows import finish
 from pg_server import PostgresServer
 
-from cometrunway.journal import EntryState, Outcome, PostgresJournal, RowChange
+from cometrunway.journal import EntryState, PostgresJournal, RowChange
 from cometrunway.journal._pg_notify import RECONNECT_FIRST_SECONDS, RECONNECT_MAX_SECONDS
 from cometrunway.journal._pg_schema import RESYNC_STATE
 
@@ -76,18 +77,6 @@ async def submitted(j: PostgresJournal, key: str, task_id: str) -> None:
     )
     assert claimed
     await j.mark_submitted(key, task_id)
-
-
-async def finish(j: PostgresJournal, task_id: str) -> None:
-    await j.record_status(
-        task_id,
-        status=Outcome.SUCCEEDED.value,
-        progress=1.0,
-        outputs=("https://cdn/v.mp4",),
-        error=None,
-        error_code=None,
-        terminal=True,
-    )
 
 
 def readers() -> list[asyncio.Task[object]]:
