@@ -141,6 +141,10 @@ class Fleet:
         # Watched ids to re-read: their row was announced DONE, or may have ended unheard.
         self._finished: set[str] = set()
         self._wakes: set[str] = set()  # ids to ask the fleet to poll now
+        # Pending ids a wake-up asked to poll now while their lease was being taken: polled
+        # at once if the lease is ours (a fast task's callback can beat its lease), else
+        # passed on to the holder if the wake-up came to this worker (True).
+        self._woken: dict[str, bool] = {}
         self._unleasable: set[str] = set()  # polled without a lease (no journal row)
         self._work = asyncio.Event()
         self._recheck_from = 0  # where the next re-read of watched rows starts
@@ -168,7 +172,10 @@ class Fleet:
         """Poll this task now: here if this worker polls it, else by its lease holder."""
         if self._poller.wake(task_id):
             return True
-        self._wakes.add(task_id)
+        if task_id in self._pending:
+            self._woken[task_id] = True  # decided with its lease: polled here or passed on
+        else:
+            self._wakes.add(task_id)
         self._work.set()
         return True
 
@@ -186,6 +193,7 @@ class Fleet:
         waiting = [h for h, _, _ in self._pending.values()] + list(self._watched.values())
         self._pending.clear()
         self._watched.clear()
+        self._woken.clear()
         for handle in waiting:
             handle._fail(error(handle.task_id))
 
@@ -210,7 +218,9 @@ class Fleet:
         if task_id is None:
             return
         if change.state == WAKE_STATE:
-            self._poller.wake(task_id)  # polled here, if this worker holds it
+            # Polled here if this worker holds it; kept if this worker is leasing it now.
+            if not self._poller.wake(task_id) and task_id in self._pending:
+                self._woken.setdefault(task_id, False)  # the holder heard it too
         elif change.state == EntryState.DONE and task_id in self._watched:
             self._finished.add(task_id)
             self._work.set()
@@ -243,13 +253,21 @@ class Fleet:
         # error they are asked again by _react.
         held = await self._store.renew_polls(list(batch), lease_seconds=self._policy.lease_seconds)
         for task_id in batch:
+            woken = self._woken.pop(task_id, None)  # a wake-up while the lease was taken
             pending = self._pending.pop(task_id, None)
-            if pending is None:
-                continue  # claimed meanwhile: polled here already
+            if pending is None:  # claimed meanwhile: polled here already
+                if woken is not None:
+                    self._poller.wake(task_id)
+                continue
             handle, submitted_at, tries = pending
             if task_id in held:
                 self._poll_here(handle, submitted_at)
+                if woken is not None:
+                    self._poller.wake(task_id)
             else:
+                if woken:  # another worker holds it: the wake-up is its to act on
+                    self._wakes.add(task_id)
+                    self._work.set()
                 await self._watch(handle, submitted_at, tries)
 
     def _poll_here(
@@ -368,6 +386,7 @@ class Fleet:
             self.counts["taken_over"] += 1
             handle = self._watched.pop(task_id, None)
             pending = self._pending.pop(task_id, None)
+            self._woken.pop(task_id, None)  # polled at once below: it is overdue
             if handle is None:
                 handle = pending[0] if pending else None
             if handle is None:

@@ -8,7 +8,7 @@ is read from the fake's request log.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -281,6 +281,50 @@ async def test_a_task_nobody_holds_is_claimed_and_finished_in_the_journal(
         assert entry.status == "SUCCEEDED"
     assert pollers(fake, task_id) == {"b"}
     assert b.journal is not None
+
+
+class HeldLeases(PostgresJournal):
+    """A journal whose lease requests wait until the test lets them through: the window in
+    which a worker has created a task and is still taking its lease."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.asked = asyncio.Event()
+        self.through = asyncio.Event()
+
+    async def renew_polls(self, task_ids: Iterable[str], *, lease_seconds: float) -> set[str]:
+        self.asked.set()
+        await self.through.wait()
+        return await super().renew_polls(task_ids, lease_seconds=lease_seconds)
+
+
+# The first poll of a fresh task a minute away: a sooner one came from a wake-up.
+LATE_FIRST_POLL = PollPolicy(initial_delay=60.0, interval=60.0, max_interval=60.0)
+
+
+@pytest.mark.parametrize("woken_on", ["creator", "other worker"])
+async def test_a_callback_that_beats_the_lease_makes_the_creator_poll_once_it_holds_it(
+    postgres_url: str, fake: FakeCometAPI, woken_on: str
+) -> None:
+    """A fast task's callback can land while its creator is still taking the lease; the
+    wake-up is kept and the task polled as soon as the lease is taken, not a minute later."""
+    journal = HeldLeases(postgres_url)
+    creator = Client(KEY, base_url=fake.url, journal=journal, poll=LATE_FIRST_POLL, fleet=SHORT)
+    other = Client(KEY, base_url=fake.url, journal=postgres_url, poll=LATE_FIRST_POLL, fleet=SHORT)
+    async with creator, other:
+        handle = await creator.submit(TextToVideo("a quick sketch"))
+        await journal.asked.wait()  # the lease is being taken, and waits
+        fake.finish(handle.task_id)
+        heard: list[RowChange] = []
+        journal.add_listener(heard.append)  # after the fleet's own listener
+        assert (creator if woken_on == "creator" else other).wake(handle.task_id)
+        if woken_on == "other worker":
+            while not any(c.task_id == handle.task_id for c in heard):  # the creator heard it
+                await asyncio.sleep(0.01)
+        journal.through.set()
+        async with asyncio.timeout(WITHIN_SECONDS):
+            done = await handle
+    assert done.status is TaskStatus.SUCCEEDED
 
 
 async def test_closing_gives_the_leases_back(postgres_url: str, fake: FakeCometAPI) -> None:
