@@ -156,16 +156,16 @@ class Journal(Protocol):
         error: str | None,
         error_code: str | None,
         terminal: bool,
-        estimated_cost: float | None = None,
-        cost: float | None = None,
     ) -> None:
         """Record a task's latest status; a terminal one (an :class:`Outcome`) → DONE.
 
         A non-terminal status reopens a DONE row whose outcome is NOT_FOUND (the server
         knows the task after all); any other DONE row takes only another terminal report.
-        ``estimated_cost`` / ``cost`` are credits; None keeps what the row has. A store
-        written before these two keywords existed still works: the client passes them only
-        to a ``record_status`` that accepts them.
+
+        A store may also take ``estimated_cost`` and ``cost`` keywords (credits, ``float |
+        None``; None keeps what the row has), as both built-in stores do: the client passes
+        them only to a ``record_status`` that accepts them, so a store written without them
+        keeps working and keeps matching this protocol.
         """
         ...
 
