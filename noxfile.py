@@ -26,6 +26,8 @@ ROOT = Path(__file__).parent
 PYTHONS = ["3.11", "3.12", "3.13"]
 LOWEST_PYTHON = PYTHONS[0]
 LINTED = ["cometrunway", "tests", "examples", "bench"]
+# Scripts written as users write them, type-checked as users would (strict).
+TYPED_EXAMPLES = ["examples/typed_usage.py", "examples/journal_of_your_own.py"]
 
 
 @nox.session(python=PYTHONS)
@@ -68,8 +70,8 @@ def typecheck(session: nox.Session) -> None:
     (strict); pyright's type completeness score of the public surface."""
     session.install("-e", ".[lint,test]")
     session.run("mypy", "--strict", "cometrunway")
-    session.run("mypy", "--strict", "examples/typed_usage.py")
-    session.run("pyright", "examples/typed_usage.py")
+    session.run("mypy", "--strict", *TYPED_EXAMPLES)
+    session.run("pyright", *TYPED_EXAMPLES)
     session.run("python", ".ci/type_completeness.py")
 
 

@@ -25,9 +25,10 @@ EXPECTED = {
     "aiohttp_backend.py": "callbacks: received=1",
     "fastapi_backend.py": "-> SUCCEEDED",
     "typed_usage.py": "typed usage: ok",
+    "journal_of_your_own.py": "journal of your own: 1 row(s) (SUCCEEDED)",
 }
 # Examples that use the fake whatever the environment says (they script its faults).
-ALWAYS_FAKE = {"typed_usage.py"}
+ALWAYS_FAKE = {"typed_usage.py", "journal_of_your_own.py"}
 
 
 def offline_env() -> dict[str, str]:
