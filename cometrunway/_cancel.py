@@ -15,7 +15,7 @@ from datetime import datetime
 
 from .errors import APIError, CancelNotSupported, JournalError
 from .handles import TaskHandle
-from .journal import Journal
+from .journal import CancelRecorder, Journal
 from .models import PollRoute
 from .protocol import HTTPRequest, HTTPResponse, check_poll_route, check_task_id
 from .protocol.answers import error_from_response
@@ -29,11 +29,6 @@ Send = Callable[[HTTPRequest], Awaitable[HTTPResponse]]
 
 # What a server without the route answers (CometAPI: an unknown method or path, §8.6).
 CANCEL_UNSUPPORTED_STATUSES = frozenset({404, 405})
-
-# The journal method a store may offer to record a cancel request (``CancelRecorder``; both
-# stores here have it). Duck-typed, not part of ``Journal``: a store without it only gets a
-# log line, and still passes the ``isinstance(store, Journal)`` check.
-_JOURNAL_HOOK = "record_cancel_request"
 
 
 async def send_cancel(
@@ -130,10 +125,12 @@ async def _journal_request(journal: Journal | None, task_id: str) -> None:
     """Record that a cancel was asked for: in the journal when the store can say so, in the
     log always (it may cost nothing more, or the server may ignore it)."""
     log.info("cancel requested for task %s", task_id)
-    record = getattr(journal, _JOURNAL_HOOK, None) if journal is not None else None
-    if callable(record):
+    # ``CancelRecorder`` is not part of ``Journal``: a store without it (it still passes the
+    # ``isinstance(store, Journal)`` check) only gets the log line.
+    recorder: object = journal  # any store, whatever else it is
+    if isinstance(recorder, CancelRecorder):
         try:
-            await record(task_id)
+            await recorder.record_cancel_request(task_id)
         except JournalError as exc:
             # A note of what was asked must never stop the cancel itself: the task would
             # keep running, and costing.

@@ -43,7 +43,7 @@ from .policies import RetryPolicy
 from .protocol import HTTPRequest, HTTPResponse, SubmitDisposition, submit_disposition
 from .protocol.tasks import parse_created
 
-__all__ = ["Submitter", "request_key"]
+__all__ = ["Submitter"]
 
 log: logging.Logger = logging.getLogger("cometrunway")
 

@@ -18,12 +18,12 @@ from . import _reconcile
 from ._batching import as_completed, attempt_each, check_concurrency, listed
 from ._client_core import ClientCore
 from ._options import DEFAULT_BASE_URL
-from ._submit import request_key
 from .budget import Clock, Sleep
 from .errors import BatchSubmitError, ClientStateError
 from .events import Event
 from .handles import TaskHandle
 from .journal import Journal, JournalEntry, settle_all
+from .journal._keys import request_key
 from .models import REQUEST_TYPES, PollRoute, Request, Task
 from .policies import FleetPolicy, PollPolicy, RetryPolicy
 from .poller import PollerStatistics

@@ -30,7 +30,7 @@ from cometrunway import (
     TextToVideo,
 )
 from cometrunway._fleet import fleet_store, settle_from_row, task_of_row
-from cometrunway._submit import request_key
+from cometrunway.client import request_key
 from cometrunway.handles import TaskHandle
 from cometrunway.journal import (
     EntryState,

@@ -1,9 +1,10 @@
 """Credits into the journal, for every store: the new keywords only where they are taken.
 
-``record_status`` gained ``estimated_cost`` and ``cost`` (credits, wire §8.2). A store
-written to the earlier protocol has no such keywords, and must keep working: the client
-asks :func:`status_keywords` for what to pass, which is nothing for such a store (its rows
-simply keep no credits). The answer is worked out once per store class.
+Both built-in stores' ``record_status`` take ``estimated_cost`` and ``cost`` (credits, wire
+§8.2); the ``Journal`` protocol does not ask for them, so a store without them keeps
+working: the client asks :func:`status_keywords` for what to pass, which is nothing for
+such a store (its rows simply keep no credits). The answer is worked out once per store
+class.
 """
 
 from __future__ import annotations
